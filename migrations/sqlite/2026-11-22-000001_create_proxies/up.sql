@@ -1,0 +1,26 @@
+CREATE TABLE proxies (
+    url TEXT PRIMARY KEY NOT NULL,
+    protocol TEXT NOT NULL,
+    host TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    username TEXT,
+    password TEXT,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'free',
+    cost_per_gb DOUBLE NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 1000,
+    anonymity TEXT,
+    country TEXT,
+    tier TEXT NOT NULL,
+    deaths INTEGER NOT NULL DEFAULT 0,
+    consecutive_passes INTEGER NOT NULL DEFAULT 0,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    checks_total BIGINT NOT NULL DEFAULT 0,
+    checks_ok BIGINT NOT NULL DEFAULT 0,
+    latency_ms INTEGER,
+    last_checked_at BIGINT,
+    last_ok_at BIGINT,
+    dead_since BIGINT,
+    first_seen_at BIGINT NOT NULL
+);
+CREATE INDEX proxies_tier ON proxies (tier);

@@ -1,0 +1,686 @@
+//! Configuration: a TOML file where every key is optional, then environment overrides.
+//! Unknown keys and bad values are errors that name the key.
+
+use crate::domain::lifecycle::Rules;
+use crate::domain::proxy::Protocol;
+use crate::env;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: `{key}` {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    /// `None` (the key is absent) means the default public sources.
+    pub sources: Option<Vec<SourceConfig>>,
+    pub validation: ValidationConfig,
+    pub tiers: TiersConfig,
+    pub resurrection: ResurrectionConfig,
+    pub allocation: AllocationConfig,
+    pub managed_proxies: Vec<ManagedProxyConfig>,
+    pub monitors: Vec<MonitorConfig>,
+    pub alerts: AlertsConfig,
+    pub supervision: SupervisionConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub admin_token: Option<String>,
+    pub client_token: Option<String>,
+    pub max_count: usize,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "0.0.0.0:8000".into(),
+            admin_token: None,
+            client_token: None,
+            max_count: 10_000,
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    /// How often check results are written behind, in one transaction.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/proxyvisor.db".into(),
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Proxifly,
+    Plain,
+    Json,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proxifly => "proxifly",
+            Self::Plain => "plain",
+            Self::Json => "json",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    pub url: String,
+    #[serde(default)]
+    pub meta_url: Option<String>,
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    #[serde(default = "default_source_interval")]
+    pub interval_secs: f64,
+    #[serde(default = "default_source_priority")]
+    pub priority: i32,
+    /// Bodies larger than this are refused (the pool keeps what it has).
+    #[serde(default = "default_source_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default = "default_source_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_protocol() -> String {
+    "http".into()
+}
+fn default_source_interval() -> f64 {
+    60.0
+}
+fn default_source_priority() -> i32 {
+    1000
+}
+fn default_source_max_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_source_timeout_ms() -> u64 {
+    30_000
+}
+
+impl SourceConfig {
+    pub fn default_protocol(&self) -> Protocol {
+        Protocol::parse(&self.protocol).unwrap_or(Protocol::Http)
+    }
+}
+
+/// ProxiFly's public lists, fetched when the config names no `[[sources]]`.
+pub fn default_sources() -> Vec<SourceConfig> {
+    const BASE: &str = "https://cdn.jsdelivr.net/gh/proxifly/free-proxy-list@main/proxies";
+    vec![SourceConfig {
+        name: "proxifly".into(),
+        kind: SourceKind::Proxifly,
+        url: format!("{BASE}/all/data.json"),
+        meta_url: Some(format!("{BASE}/meta/data.json")),
+        protocol: default_protocol(),
+        interval_secs: 300.0,
+        priority: default_source_priority(),
+        max_bytes: default_source_max_bytes(),
+        timeout_ms: default_source_timeout_ms(),
+    }]
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationConfig {
+    pub check_url: String,
+    pub expect_status: u16,
+    pub expect_body: Option<String>,
+    pub judge_url: Option<String>,
+    pub timeout_ms: u64,
+    pub concurrency: usize,
+    pub revalidate_interval_secs: f64,
+    pub profiles: Vec<ProfileConfig>,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        ValidationConfig {
+            check_url: "http://www.gstatic.com/generate_204".into(),
+            expect_status: 204,
+            expect_body: None,
+            judge_url: None,
+            timeout_ms: 5000,
+            concurrency: 1000,
+            revalidate_interval_secs: 1200.0,
+            profiles: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    pub name: String,
+    pub check_url: String,
+    #[serde(default = "default_expect_status")]
+    pub expect_status: u16,
+    #[serde(default)]
+    pub expect_body: Option<String>,
+}
+
+fn default_expect_status() -> u16 {
+    200
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TiersConfig {
+    pub primary_target: usize,
+    pub standby_target: usize,
+    pub emergency_target: usize,
+    pub minimum_guaranteed: usize,
+    pub slow_threshold_ms: u32,
+    pub flaky_below: f64,
+    pub promote_after_passes: u32,
+    pub dead_after_failures: u32,
+}
+
+impl Default for TiersConfig {
+    fn default() -> Self {
+        TiersConfig {
+            primary_target: 1000,
+            standby_target: 500,
+            emergency_target: 200,
+            minimum_guaranteed: 500,
+            slow_threshold_ms: 2000,
+            flaky_below: 0.5,
+            promote_after_passes: 2,
+            dead_after_failures: 3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResurrectionConfig {
+    pub delays_secs: Vec<f64>,
+    pub blacklist_after_deaths: u32,
+}
+
+impl Default for ResurrectionConfig {
+    fn default() -> Self {
+        ResurrectionConfig {
+            delays_secs: vec![0.0, 300.0, 1800.0, 7200.0],
+            blacklist_after_deaths: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AllocationConfig {
+    pub max_leases_per_proxy: u32,
+    pub default_lease_ttl_secs: f64,
+}
+
+impl Default for AllocationConfig {
+    fn default() -> Self {
+        AllocationConfig {
+            max_leases_per_proxy: 5,
+            default_lease_ttl_secs: 300.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedProxyConfig {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_managed_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub cost_per_gb: f64,
+    #[serde(default = "default_managed_priority")]
+    pub priority: i32,
+    #[serde(default)]
+    pub max_leases: Option<u32>,
+}
+
+fn default_managed_kind() -> String {
+    "datacenter".into()
+}
+fn default_managed_priority() -> i32 {
+    100
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_monitor_interval")]
+    pub interval_secs: f64,
+    #[serde(default = "default_monitor_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_expect_status")]
+    pub expect_status: u16,
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    #[serde(default = "default_failures_before_down")]
+    pub failures_before_down: u32,
+    #[serde(default = "default_monitor_timeout")]
+    pub slow_threshold_ms: u64,
+    #[serde(default = "default_degradation_threshold")]
+    pub degradation_threshold: u32,
+    #[serde(default)]
+    pub recovery: RecoveryConfig,
+}
+
+fn default_monitor_interval() -> f64 {
+    10.0
+}
+fn default_monitor_timeout() -> u64 {
+    5000
+}
+fn default_failures_before_down() -> u32 {
+    2
+}
+fn default_degradation_threshold() -> u32 {
+    3
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecoveryConfig {
+    pub action: String,
+    pub service_id: Option<String>,
+    pub environment_id: Option<String>,
+    pub api_key_env: Option<String>,
+    pub api_base: Option<String>,
+    pub url: Option<String>,
+    pub method: Option<String>,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub command: Option<String>,
+    pub cooldown_secs: f64,
+    pub max_attempts: u32,
+    pub then: Option<String>,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            action: "none".into(),
+            service_id: None,
+            environment_id: None,
+            api_key_env: None,
+            api_base: None,
+            url: None,
+            method: None,
+            headers: Default::default(),
+            body: None,
+            command: None,
+            cooldown_secs: 60.0,
+            max_attempts: 3,
+            then: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    pub cooldown_secs: f64,
+    pub daily_report_at: Option<String>,
+    pub telegram: Option<TelegramConfig>,
+    pub email: Option<EmailConfig>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            cooldown_secs: 300.0,
+            daily_report_at: Some("09:00".into()),
+            telegram: None,
+            email: None,
+        }
+    }
+}
+
+/// A chat id written as a number or a string.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ChatId {
+    Number(i64),
+    Text(String),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramConfig {
+    #[serde(default)]
+    pub bot_token: Option<String>,
+    #[serde(default)]
+    pub chat_id: Option<ChatId>,
+    #[serde(default = "default_telegram_api")]
+    pub api_base: String,
+}
+
+fn default_telegram_api() -> String {
+    "https://api.telegram.org".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    #[serde(default)]
+    pub smtp_url: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisionConfig {
+    pub max_restarts: u32,
+    pub within_secs: f64,
+    pub fault_injection: bool,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            max_restarts: 5,
+            within_secs: 60.0,
+            fault_injection: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (when given), applies environment overrides, and checks every value.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| {
+            // toml's message spans several lines with a source excerpt: keep it on one line.
+            e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+        })
+    }
+
+    /// `PORT`, `DATABASE_URL`, `PROXYVISOR_ADMIN_TOKEN`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_CHAT_ID`,
+    /// `SMTP_URL` win over the file.
+    pub fn apply_env(&mut self) -> Result<(), ConfigError> {
+        if let Some(port) = env::parsed::<u16>("PORT").map_err(|m| invalid("PORT", m))? {
+            let host = self
+                .server
+                .bind
+                .rsplit_once(':')
+                .map(|(h, _)| h.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into());
+            self.server.bind = format!("{host}:{port}");
+        }
+        if let Some(url) = env::string("DATABASE_URL") {
+            self.database.url = url;
+        }
+        if let Some(token) = env::string("PROXYVISOR_ADMIN_TOKEN") {
+            self.server.admin_token = Some(token);
+        }
+        let bot = env::string("TELEGRAM_BOT_TOKEN");
+        let chat = env::string("TELEGRAM_CHAT_ID");
+        if bot.is_some() || chat.is_some() {
+            let tg = self.alerts.telegram.get_or_insert_with(|| TelegramConfig {
+                bot_token: None,
+                chat_id: None,
+                api_base: default_telegram_api(),
+            });
+            if let Some(bot) = bot {
+                tg.bot_token = Some(bot);
+            }
+            if let Some(chat) = chat {
+                tg.chat_id = Some(ChatId::Text(chat));
+            }
+        }
+        if let Some(smtp) = env::string("SMTP_URL") {
+            let email = self.alerts.email.get_or_insert_with(|| EmailConfig {
+                smtp_url: None,
+                from: None,
+                to: Vec::new(),
+            });
+            email.smtp_url = Some(smtp);
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if self.server.max_count == 0 {
+            return Err(invalid("server.max_count", "must be at least 1"));
+        }
+        crate::store::Backend::from_url(&self.database.url)
+            .map_err(|m| invalid("database.url", m))?;
+        if self.database.flush_interval_ms == 0 {
+            return Err(invalid("database.flush_interval_ms", "must be at least 1"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.sources().iter().enumerate() {
+            let key = |k: &str| format!("sources[{i}].{k}");
+            if s.name.trim().is_empty() || !names.insert(s.name.clone()) {
+                return Err(invalid(key("name"), "must be a non-empty, unique name"));
+            }
+            http_url(&s.url).map_err(|m| invalid(key("url"), m))?;
+            if let Some(meta) = &s.meta_url {
+                http_url(meta).map_err(|m| invalid(key("meta_url"), m))?;
+            }
+            if Protocol::parse(&s.protocol).is_none() {
+                return Err(invalid(key("protocol"), "must be http, https, socks4 or socks5"));
+            }
+            positive_secs(s.interval_secs).map_err(|m| invalid(key("interval_secs"), m))?;
+            if s.max_bytes == 0 || s.timeout_ms == 0 {
+                return Err(invalid(key("max_bytes"), "and timeout_ms must be positive"));
+            }
+        }
+        let v = &self.validation;
+        http_url(&v.check_url).map_err(|m| invalid("validation.check_url", m))?;
+        if let Some(judge) = &v.judge_url {
+            http_url(judge).map_err(|m| invalid("validation.judge_url", m))?;
+        }
+        if v.timeout_ms == 0 {
+            return Err(invalid("validation.timeout_ms", "must be positive"));
+        }
+        if v.concurrency == 0 {
+            return Err(invalid("validation.concurrency", "must be at least 1"));
+        }
+        positive_secs(v.revalidate_interval_secs)
+            .map_err(|m| invalid("validation.revalidate_interval_secs", m))?;
+        for (i, p) in v.profiles.iter().enumerate() {
+            http_url(&p.check_url)
+                .map_err(|m| invalid(format!("validation.profiles[{i}].check_url"), m))?;
+        }
+        let t = &self.tiers;
+        if !(0.0..=1.0).contains(&t.flaky_below) {
+            return Err(invalid("tiers.flaky_below", "must be between 0 and 1"));
+        }
+        if t.dead_after_failures == 0 || t.promote_after_passes == 0 {
+            return Err(invalid(
+                "tiers.dead_after_failures",
+                "and tiers.promote_after_passes must be at least 1",
+            ));
+        }
+        let r = &self.resurrection;
+        if r.delays_secs.is_empty() || r.delays_secs.iter().any(|d| !d.is_finite() || *d < 0.0) {
+            return Err(invalid(
+                "resurrection.delays_secs",
+                "must be a non-empty list of seconds >= 0",
+            ));
+        }
+        if r.blacklist_after_deaths == 0 {
+            return Err(invalid("resurrection.blacklist_after_deaths", "must be at least 1"));
+        }
+        positive_secs(self.supervision.within_secs)
+            .map_err(|m| invalid("supervision.within_secs", m))?;
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .bind
+            .parse()
+            .map_err(|_| invalid("server.bind", "must be an address like 0.0.0.0:8000"))
+    }
+
+    pub fn sources(&self) -> Vec<SourceConfig> {
+        self.sources.clone().unwrap_or_else(default_sources)
+    }
+
+    pub fn rules(&self) -> Rules {
+        Rules {
+            slow_threshold_ms: self.tiers.slow_threshold_ms,
+            flaky_below: self.tiers.flaky_below,
+            promote_after_passes: self.tiers.promote_after_passes,
+            dead_after_failures: self.tiers.dead_after_failures,
+            blacklist_after_deaths: self.resurrection.blacklist_after_deaths,
+        }
+    }
+}
+
+fn http_url(s: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(s).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    Ok(u)
+}
+
+fn positive_secs(s: f64) -> Result<(), String> {
+    if s.is_finite() && s > 0.0 {
+        Ok(())
+    } else {
+        Err("must be a positive number of seconds".into())
+    }
+}
+
+/// Seconds (possibly fractional) as a `Duration`, saturating at sane bounds.
+pub fn secs(s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(s.clamp(0.0, 1e9))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c = Config::from_toml("").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.server.bind, "0.0.0.0:8000");
+        assert_eq!(c.sources()[0].kind, SourceKind::Proxifly);
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let c = Config::from_toml(
+            r#"
+            [server]
+            bind = "127.0.0.1:0"
+            [[sources]]
+            name = "a"
+            kind = "plain"
+            url = "http://127.0.0.1:1/list"
+            interval_secs = 0.5
+            [validation]
+            check_url = "http://127.0.0.1:2/ok"
+            expect_status = 200
+            [[validation.profiles]]
+            name = "shop"
+            check_url = "https://shop.example/"
+            [resurrection]
+            delays_secs = [0.2, 0.5]
+            [[monitors]]
+            name = "api"
+            url = "http://127.0.0.1:3/health"
+            [monitors.recovery]
+            action = "render"
+            service_id = "srv-1"
+            [alerts.telegram]
+            chat_id = 12345
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.monitors[0].recovery.action, "render");
+        assert_eq!(
+            c.alerts.telegram.unwrap().chat_id,
+            Some(ChatId::Number(12345))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = Config::from_toml("[tiers]\nprimary_targett = 3").unwrap_err();
+        assert!(e.contains("primary_targett"), "{e}");
+        let e = Config::from_toml("[validation]\nconcurrency = \"many\"").unwrap_err();
+        assert!(e.contains("concurrency"), "{e}");
+        let mut c = Config::default();
+        c.validation.concurrency = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("validation.concurrency"));
+        let mut c = Config::default();
+        c.database.url = "mysql://x".into();
+        assert!(c.validate().unwrap_err().to_string().contains("database.url"));
+    }
+}

@@ -1,0 +1,10 @@
+//! The rules of Proxyvisor as pure code: no IO, no clocks, no actors. Each module holds one set
+//! of rules and its unit tests.
+
+pub mod lifecycle;
+pub mod proxy;
+pub mod record;
+pub mod revalidation;
+pub mod selection;
+pub mod source_list;
+pub mod tiers;

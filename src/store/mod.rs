@@ -1,0 +1,257 @@
+//! The store: SQLite by default, PostgreSQL when the URL says so, through one diesel code path.
+//! Every method blocks: call them from `spawn_blocking` / `web::block`, never on an event loop.
+
+pub mod models;
+pub mod schema;
+
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::upsert::excluded;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use models::ProxyRow;
+use schema::proxies;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// SQLite limits the variables of one statement; 23 columns × 400 rows stays well under it.
+const ROWS_PER_STATEMENT: usize = 400;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the store: {0}")]
+    Connect(String),
+    #[error("store query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("store migration failed: {0}")]
+    Migration(String),
+}
+
+/// Which database, chosen from the URL's scheme (never by trying each in turn).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Backend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, String> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err("has no file path after sqlite://".into());
+            }
+            Ok(Backend::Sqlite(PathBuf::from(path)))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres(url.to_string()))
+        } else {
+            Err("must start with sqlite:// or postgres://".into())
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Where the service keeps its own files (the admin token): beside the SQLite file, or `data/`.
+    pub fn data_dir(&self) -> PathBuf {
+        match self {
+            Backend::Sqlite(p) => p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            Backend::Postgres(_) => PathBuf::from("data"),
+        }
+    }
+}
+
+/// One connection of either backend. Queries that both share are written once in the
+/// `on_conn!` macro below and compiled for each.
+pub enum AnyConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs the same diesel code on whichever connection this is.
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            AnyConnection::Postgres($c) => $body,
+            AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// `INSERT ... ON CONFLICT (url) DO UPDATE` of every column but the key and `first_seen_at`.
+macro_rules! upsert_proxies {
+    ($values:expr) => {
+        diesel::insert_into(proxies::table)
+            .values($values)
+            .on_conflict(proxies::url)
+            .do_update()
+            .set((
+                proxies::protocol.eq(excluded(proxies::protocol)),
+                proxies::host.eq(excluded(proxies::host)),
+                proxies::port.eq(excluded(proxies::port)),
+                proxies::username.eq(excluded(proxies::username)),
+                proxies::password.eq(excluded(proxies::password)),
+                proxies::source.eq(excluded(proxies::source)),
+                proxies::kind.eq(excluded(proxies::kind)),
+                proxies::cost_per_gb.eq(excluded(proxies::cost_per_gb)),
+                proxies::priority.eq(excluded(proxies::priority)),
+                proxies::anonymity.eq(excluded(proxies::anonymity)),
+                proxies::country.eq(excluded(proxies::country)),
+                proxies::tier.eq(excluded(proxies::tier)),
+                proxies::deaths.eq(excluded(proxies::deaths)),
+                proxies::consecutive_passes.eq(excluded(proxies::consecutive_passes)),
+                proxies::consecutive_failures.eq(excluded(proxies::consecutive_failures)),
+                proxies::checks_total.eq(excluded(proxies::checks_total)),
+                proxies::checks_ok.eq(excluded(proxies::checks_ok)),
+                proxies::latency_ms.eq(excluded(proxies::latency_ms)),
+                proxies::last_checked_at.eq(excluded(proxies::last_checked_at)),
+                proxies::last_ok_at.eq(excluded(proxies::last_ok_at)),
+                proxies::dead_since.eq(excluded(proxies::dead_since)),
+            ))
+    };
+}
+
+pub struct Manager {
+    backend: Backend,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        match &self.backend {
+            Backend::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgres),
+            Backend::Sqlite(path) => {
+                let mut c = SqliteConnection::establish(&path.to_string_lossy())?;
+                // WAL lets readers run beside the writer; busy_timeout waits out a short lock.
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut c,
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                Ok(AnyConnection::Sqlite(c))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        on_conn!(conn, |c| diesel::connection::SimpleConnection::batch_execute(c, "SELECT 1"))
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+/// A pool of connections to the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating the SQLite file and its folder if needed) and runs pending migrations.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let backend = Backend::from_url(url).map_err(StoreError::Connect)?;
+        if let Backend::Sqlite(path) = &backend {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Connect(format!("{}: {e}", dir.display())))?;
+            }
+        }
+        let size = match backend {
+            Backend::Sqlite(_) => 4,
+            Backend::Postgres(_) => 8,
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .error_handler(Box::new(r2d2::LoggingErrorHandler))
+            .build(Manager {
+                backend: backend.clone(),
+            })
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        let store = Store { pool, backend };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        self.pool.get().map_err(|e| StoreError::Connect(e.to_string()))
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let result = match &mut *conn {
+            AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+            AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        };
+        result.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Is the store answering?
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        on_conn!(&mut *conn, |c| diesel::connection::SimpleConnection::batch_execute(
+            c, "SELECT 1"
+        ))?;
+        Ok(())
+    }
+
+    pub fn load_proxies(&self) -> Result<Vec<ProxyRow>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = on_conn!(&mut *conn, |c| proxies::table
+            .select(ProxyRow::as_select())
+            .load(c))?;
+        Ok(rows)
+    }
+
+    /// Writes one batch in one transaction: upserts by URL, then deletes.
+    pub fn write_batch(&self, upserts: &[ProxyRow], deletes: &[String]) -> Result<(), StoreError> {
+        if upserts.is_empty() && deletes.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        // Batch inserts with ON CONFLICT do not compile for SQLite in diesel (no DEFAULT
+        // keyword), so SQLite upserts row by row; inside one transaction that is still fast.
+        match &mut *conn {
+            AnyConnection::Postgres(c) => c.transaction(|c| {
+                for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+                    upsert_proxies!(chunk).execute(c)?;
+                }
+                for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
+                    diesel::delete(proxies::table.filter(proxies::url.eq_any(chunk))).execute(c)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })?,
+            AnyConnection::Sqlite(c) => c.transaction(|c| {
+                for row in upserts {
+                    upsert_proxies!(row).execute(c)?;
+                }
+                for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
+                    diesel::delete(proxies::table.filter(proxies::url.eq_any(chunk))).execute(c)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })?,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    proxies (url) {
+        url -> Text,
+        protocol -> Text,
+        host -> Text,
+        port -> Integer,
+        username -> Nullable<Text>,
+        password -> Nullable<Text>,
+        source -> Text,
+        kind -> Text,
+        cost_per_gb -> Double,
+        priority -> Integer,
+        anonymity -> Nullable<Text>,
+        country -> Nullable<Text>,
+        tier -> Text,
+        deaths -> Integer,
+        consecutive_passes -> Integer,
+        consecutive_failures -> Integer,
+        checks_total -> BigInt,
+        checks_ok -> BigInt,
+        latency_ms -> Nullable<Integer>,
+        last_checked_at -> Nullable<BigInt>,
+        last_ok_at -> Nullable<BigInt>,
+        dead_since -> Nullable<BigInt>,
+        first_seen_at -> BigInt,
+    }
+}
