@@ -459,7 +459,10 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e| {
             // toml's message spans several lines with a source excerpt: keep it on one line.
-            e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
         })
     }
 
@@ -528,7 +531,10 @@ impl Config {
                 http_url(meta).map_err(|m| invalid(key("meta_url"), m))?;
             }
             if Protocol::parse(&s.protocol).is_none() {
-                return Err(invalid(key("protocol"), "must be http, https, socks4 or socks5"));
+                return Err(invalid(
+                    key("protocol"),
+                    "must be http, https, socks4 or socks5",
+                ));
             }
             positive_secs(s.interval_secs).map_err(|m| invalid(key("interval_secs"), m))?;
             if s.max_bytes == 0 || s.timeout_ms == 0 {
@@ -570,7 +576,10 @@ impl Config {
             ));
         }
         if r.blacklist_after_deaths == 0 {
-            return Err(invalid("resurrection.blacklist_after_deaths", "must be at least 1"));
+            return Err(invalid(
+                "resurrection.blacklist_after_deaths",
+                "must be at least 1",
+            ));
         }
         positive_secs(self.supervision.within_secs)
             .map_err(|m| invalid("supervision.within_secs", m))?;
@@ -678,9 +687,17 @@ mod tests {
         assert!(e.contains("concurrency"), "{e}");
         let mut c = Config::default();
         c.validation.concurrency = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("validation.concurrency"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("validation.concurrency"));
         let mut c = Config::default();
         c.database.url = "mysql://x".into();
-        assert!(c.validate().unwrap_err().to_string().contains("database.url"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("database.url"));
     }
 }

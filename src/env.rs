@@ -12,10 +12,11 @@ pub fn string(name: &str) -> Option<String> {
 pub fn parsed<T: FromStr>(name: &str) -> Result<Option<T>, String> {
     match string(name) {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("has a bad value `{}`", v.chars().take(32).collect::<String>())),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            format!(
+                "has a bad value `{}`",
+                v.chars().take(32).collect::<String>()
+            )
+        }),
     }
 }

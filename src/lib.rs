@@ -1,6 +1,13 @@
 //! Proxyvisor: keeps a ready pool of working proxies and keeps hosted services up.
 
+pub mod actors;
+pub mod api;
+pub mod app;
+pub mod checker;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod env;
+pub mod snapshot;
+pub mod state;
 pub mod store;

@@ -231,10 +231,18 @@ mod tests {
         }
     }
     fn pass(ms: u32) -> CheckResult {
-        CheckResult { ok: true, latency_ms: ms, at: 1 }
+        CheckResult {
+            ok: true,
+            latency_ms: ms,
+            at: 1,
+        }
     }
     fn fail() -> CheckResult {
-        CheckResult { ok: false, latency_ms: 0, at: 2 }
+        CheckResult {
+            ok: false,
+            latency_ms: 0,
+            at: 2,
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The rules of Proxyvisor as pure code: no IO, no clocks, no actors. Each module holds one set
 //! of rules and its unit tests.
 
+pub mod anonymity;
 pub mod lifecycle;
 pub mod proxy;
 pub mod record;
 pub mod revalidation;
 pub mod selection;
 pub mod source_list;
+pub mod supervision;
 pub mod tiers;

@@ -218,13 +218,17 @@ mod tests {
     fn parses_bare_and_full_forms() {
         let e = Endpoint::parse("1.2.3.4:8080", Protocol::Http).unwrap();
         assert_eq!(e.key(), "http://1.2.3.4:8080");
-        let e = Endpoint::parse(" socks5://user:p%40ss@Example.com:1080/ ", Protocol::Http).unwrap();
+        let e =
+            Endpoint::parse(" socks5://user:p%40ss@Example.com:1080/ ", Protocol::Http).unwrap();
         assert_eq!(e.protocol, Protocol::Socks5);
         assert_eq!(e.host, "example.com");
         assert_eq!(e.key(), "socks5://example.com:1080");
         let c = e.credentials.clone().unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("user", "p@ss"));
-        assert_eq!(e.url_with_credentials(), "socks5://user:p%40ss@example.com:1080");
+        assert_eq!(
+            e.url_with_credentials(),
+            "socks5://user:p%40ss@example.com:1080"
+        );
         assert!(!format!("{e:?}").contains("p@ss"));
         let e = Endpoint::parse("[::1]:3128", Protocol::Https).unwrap();
         assert_eq!(e.key(), "https://[::1]:3128");
@@ -233,10 +237,20 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         for bad in [
-            "", "1.2.3.4", "1.2.3.4:0", "1.2.3.4:70000", "ftp://1.2.3.4:21", "http://h:1/path",
-            "<html>", "a b:80", "\u{0}:80",
+            "",
+            "1.2.3.4",
+            "1.2.3.4:0",
+            "1.2.3.4:70000",
+            "ftp://1.2.3.4:21",
+            "http://h:1/path",
+            "<html>",
+            "a b:80",
+            "\u{0}:80",
         ] {
-            assert!(Endpoint::parse(bad, Protocol::Http).is_err(), "{bad:?} accepted");
+            assert!(
+                Endpoint::parse(bad, Protocol::Http).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 }

@@ -59,7 +59,12 @@ mod tests {
 
     #[test]
     fn oldest_due_first_within_limit() {
-        let c = [("a", Some(10)), ("b", None), ("c", Some(5)), ("d", Some(999))];
+        let c = [
+            ("a", Some(10)),
+            ("b", None),
+            ("c", Some(5)),
+            ("d", Some(999)),
+        ];
         assert_eq!(pick_due(c, 100, 1000, 2), vec!["b", "c"]);
         assert_eq!(pick_due(c, 100, 1000, 10), vec!["b", "c", "a"]);
     }

@@ -62,7 +62,9 @@ pub fn cheapest_order(a: &Served, b: &Served) -> Ordering {
 
 /// Dead proxies used to fill a short answer: most recently working first.
 pub fn fill_order(a: &Served, b: &Served) -> Ordering {
-    b.last_ok_at.cmp(&a.last_ok_at).then_with(|| a.url.cmp(&b.url))
+    b.last_ok_at
+        .cmp(&a.last_ok_at)
+        .then_with(|| a.url.cmp(&b.url))
 }
 
 fn latency(s: &Served) -> u32 {
@@ -126,17 +128,29 @@ pub fn sample<'a, R: Rng>(
 }
 
 /// `/random`: 70% of the time from the fastest half, otherwise from all.
-pub fn pick_one<'a, R: Rng>(serving_fastest_first: &'a [Served], rng: &mut R) -> Option<&'a Served> {
+pub fn pick_one<'a, R: Rng>(
+    serving_fastest_first: &'a [Served],
+    rng: &mut R,
+) -> Option<&'a Served> {
     let n = serving_fastest_first.len();
     if n == 0 {
         return None;
     }
-    let upto = if rng.random_bool(0.7) { n.div_ceil(2) } else { n };
+    let upto = if rng.random_bool(0.7) {
+        n.div_ceil(2)
+    } else {
+        n
+    };
     serving_fastest_first[..upto].choose(rng)
 }
 
 /// A `count`/`limit` parameter: a whole number in `1..=max`.
-pub fn parse_count(raw: Option<&str>, default: usize, max: usize, name: &str) -> Result<usize, String> {
+pub fn parse_count(
+    raw: Option<&str>,
+    default: usize,
+    max: usize,
+    name: &str,
+) -> Result<usize, String> {
     let Some(raw) = raw else {
         return Ok(default.min(max));
     };
@@ -173,7 +187,7 @@ mod tests {
 
     #[test]
     fn fastest_is_tier_then_latency() {
-        let mut v = vec![
+        let mut v = [
             s("c", Tier::Emergency, 1),
             s("b", Tier::Standby, 50),
             s("a", Tier::Primary, 900),
@@ -192,7 +206,7 @@ mod tests {
         let mut cheaper = paid.clone();
         cheaper.url = "cheaper".into();
         cheaper.cost_per_gb = 1.0;
-        let mut v = vec![s("free", Tier::Primary, 5), paid, cheaper];
+        let mut v = [s("free", Tier::Primary, 5), paid, cheaper];
         v.sort_by(cheapest_order);
         let urls: Vec<_> = v.iter().map(|x| x.url.as_str()).collect();
         assert_eq!(urls, ["cheaper", "paid", "free"]);
@@ -230,7 +244,9 @@ mod tests {
 
     #[test]
     fn random_pick_prefers_fastest_half() {
-        let serving: Vec<_> = (0..10).map(|i| s(&i.to_string(), Tier::Primary, i)).collect();
+        let serving: Vec<_> = (0..10)
+            .map(|i| s(&i.to_string(), Tier::Primary, i))
+            .collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let fast = (0..1000)
             .filter(|_| pick_one(&serving, &mut rng).unwrap().latency_ms.unwrap() < 5)
@@ -244,7 +260,16 @@ mod tests {
     fn count_bounds() {
         assert_eq!(parse_count(None, 10, 100, "count"), Ok(10));
         assert_eq!(parse_count(Some("100"), 10, 100, "count"), Ok(100));
-        for bad in ["0", "-1", "abc", "101", "10000000", "", "1.5", "99999999999999999999999"] {
+        for bad in [
+            "0",
+            "-1",
+            "abc",
+            "101",
+            "10000000",
+            "",
+            "1.5",
+            "99999999999999999999999",
+        ] {
             assert!(parse_count(Some(bad), 10, 100, "count").is_err(), "{bad}");
         }
     }

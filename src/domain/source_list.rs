@@ -75,7 +75,10 @@ pub fn parse_plain(body: &[u8], default_protocol: Protocol) -> ParsedList {
                 anonymity: None,
                 country: None,
             }),
-            Err(e) => out.skip(format!("{e}: {}", line.chars().take(40).collect::<String>())),
+            Err(e) => out.skip(format!(
+                "{e}: {}",
+                line.chars().take(40).collect::<String>()
+            )),
         }
     }
     out
@@ -176,7 +179,14 @@ mod tests {
 
     #[test]
     fn garbage_never_fails() {
-        for body in [&b""[..], b"{", b"[1,2", b"\x00\x01\x02", b"{\"a\":1}", &[b'x'; 100_000]] {
+        for body in [
+            &b""[..],
+            b"{",
+            b"[1,2",
+            b"\x00\x01\x02",
+            b"{\"a\":1}",
+            &[b'x'; 100_000],
+        ] {
             let l = parse(body, Format::Detect, Protocol::Http);
             assert!(l.proxies.is_empty());
         }

@@ -38,7 +38,10 @@ pub enum Backend {
 
 impl Backend {
     pub fn from_url(url: &str) -> Result<Backend, String> {
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             if path.is_empty() {
                 return Err("has no file path after sqlite://".into());
             }
@@ -146,8 +149,10 @@ impl ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
-        on_conn!(conn, |c| diesel::connection::SimpleConnection::batch_execute(c, "SELECT 1"))
-            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))
+        on_conn!(conn, |c| {
+            diesel::connection::SimpleConnection::batch_execute(c, "SELECT 1")
+        })
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))
     }
 
     fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
@@ -195,7 +200,9 @@ impl Store {
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(|e| StoreError::Connect(e.to_string()))
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Connect(e.to_string()))
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -210,9 +217,9 @@ impl Store {
     /// Is the store answering?
     pub fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        on_conn!(&mut *conn, |c| diesel::connection::SimpleConnection::batch_execute(
-            c, "SELECT 1"
-        ))?;
+        on_conn!(&mut *conn, |c| {
+            diesel::connection::SimpleConnection::batch_execute(c, "SELECT 1")
+        })?;
         Ok(())
     }
 

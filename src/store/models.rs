@@ -74,7 +74,8 @@ impl ProxyRow {
     pub fn into_record(self) -> Result<ProxyRecord, String> {
         let protocol = Protocol::parse(&self.protocol)
             .ok_or_else(|| format!("unknown protocol `{}`", self.protocol))?;
-        let tier = Tier::parse(&self.tier).ok_or_else(|| format!("unknown tier `{}`", self.tier))?;
+        let tier =
+            Tier::parse(&self.tier).ok_or_else(|| format!("unknown tier `{}`", self.tier))?;
         let port = u16::try_from(self.port).map_err(|_| format!("bad port {}", self.port))?;
         let credentials = self.username.map(|username| Credentials {
             username,

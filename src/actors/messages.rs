@@ -1,0 +1,54 @@
+//! Messages between actors.
+
+use crate::checker::Outcome;
+use crate::domain::proxy::{Anonymity, Endpoint};
+use crate::domain::source_list::Discovered;
+use actix::Message;
+
+/// A source's complete current list (SourceFetcher → TierBalancer).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SourceList {
+    pub source: String,
+    pub priority: i32,
+    pub proxies: Vec<Discovered>,
+}
+
+/// One proxy to check.
+#[derive(Clone, Debug)]
+pub struct CheckJob {
+    pub key: String,
+    pub endpoint: Endpoint,
+    /// Also ask the judge page for the anonymity level.
+    pub judge: bool,
+}
+
+/// Proxies to check (TierBalancer → ValidatorPool).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CheckBatch(pub Vec<CheckJob>);
+
+/// The result of one check (ValidatorPool → TierBalancer).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Verdict {
+    pub key: String,
+    pub outcome: Outcome,
+    pub anonymity: Option<Anonymity>,
+    pub at: i64,
+}
+
+/// Write everything pending to the store now (used at shutdown). Answers the rows written.
+#[derive(Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct FlushNow;
+
+/// Fetch one source now (admin).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct FetchNow(pub String);
+
+/// Fault injection: the receiving actor panics in its handler.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;

@@ -1,0 +1,49 @@
+//! Where actors find each other. The Supervisor replaces an address when it restarts an actor,
+//! so nobody holds a stale `Addr` to a dead one.
+
+use super::messages::Crash;
+use super::source_fetcher::SourceFetcher;
+use super::tier_balancer::TierBalancer;
+use super::validator_pool::ValidatorPool;
+use actix::Addr;
+use arc_swap::ArcSwapOption;
+use std::sync::Arc;
+
+#[derive(Default)]
+pub struct Registry {
+    pub balancer: ArcSwapOption<Addr<TierBalancer>>,
+    pub validator: ArcSwapOption<Addr<ValidatorPool>>,
+    pub fetcher: ArcSwapOption<Addr<SourceFetcher>>,
+}
+
+fn get<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>) -> Option<Addr<A>> {
+    slot.load_full()
+        .map(|a| (*a).clone())
+        .filter(|a| a.connected())
+}
+
+impl Registry {
+    pub fn balancer(&self) -> Option<Addr<TierBalancer>> {
+        get(&self.balancer)
+    }
+    pub fn validator(&self) -> Option<Addr<ValidatorPool>> {
+        get(&self.validator)
+    }
+    pub fn fetcher(&self) -> Option<Addr<SourceFetcher>> {
+        get(&self.fetcher)
+    }
+
+    pub fn set<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>, addr: &Addr<A>) {
+        slot.store(Some(Arc::new(addr.clone())));
+    }
+
+    /// Makes the named actor panic. False when no such actor is running.
+    pub fn crash(&self, name: &str) -> bool {
+        match name {
+            super::tier_balancer::NAME => self.balancer().map(|a| a.do_send(Crash)).is_some(),
+            super::validator_pool::NAME => self.validator().map(|a| a.do_send(Crash)).is_some(),
+            super::source_fetcher::NAME => self.fetcher().map(|a| a.do_send(Crash)).is_some(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The SourceFetcher downloads each source's list on its interval (conditional GET; for proxifly
+//! the meta file first, to skip an unchanged list), parses it, and hands the whole list to the
+//! TierBalancer. A failing source (5xx, timeout, oversized or garbage body) leaves the pool as it
+//! is and is reported on the status board.
+
+use super::messages::{Crash, FetchNow, SourceList};
+use crate::clock::{now_ms, rfc3339};
+use crate::config::{secs, SourceConfig, SourceKind};
+use crate::domain::source_list::{self, Format};
+use crate::state::Shared;
+use actix::prelude::*;
+use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::StatusCode;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const NAME: &str = "source_fetcher";
+
+/// What conditional requests need to remember about a source.
+#[derive(Clone, Debug, Default)]
+struct Validators {
+    etag: Option<String>,
+    last_modified: Option<String>,
+    meta_fingerprint: Option<u64>,
+}
+
+enum Fetched {
+    List {
+        list: source_list::ParsedList,
+        validators: Validators,
+    },
+    NotModified,
+    MetaUnchanged,
+}
+
+pub struct SourceFetcher {
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    validators: HashMap<String, Validators>,
+    busy: HashSet<String>,
+}
+
+impl SourceFetcher {
+    pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
+        let s = shared.clone();
+        let addr = SourceFetcher::start_in_arbiter(arbiter, move |_| SourceFetcher::new(s));
+        super::registry::Registry::set(&shared.registry.fetcher, &addr);
+        Box::new(move || addr.connected())
+    }
+
+    fn new(shared: Arc<Shared>) -> Self {
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured((*crate::checker::shared_tls_config()).clone())
+            .user_agent(concat!("proxyvisor/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
+        SourceFetcher {
+            shared,
+            client,
+            validators: HashMap::new(),
+            busy: HashSet::new(),
+        }
+    }
+
+    fn fetch(&mut self, source: SourceConfig, ctx: &mut Context<Self>) {
+        if !self.busy.insert(source.name.clone()) {
+            return;
+        }
+        let client = self.client.clone();
+        let validators = self
+            .validators
+            .get(&source.name)
+            .cloned()
+            .unwrap_or_default();
+        let src = source.clone();
+        let fut = async move { fetch_source(&client, &src, validators).await };
+        ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+            act.busy.remove(&source.name);
+            act.finish(&source, result);
+        }));
+    }
+
+    fn finish(&mut self, source: &SourceConfig, result: Result<Fetched, String>) {
+        let now = rfc3339(now_ms());
+        let name = &source.name;
+        match result {
+            Ok(Fetched::List { list, validators }) => {
+                self.validators.insert(name.clone(), validators);
+                if list.skipped > 0 {
+                    log::warn!(
+                        "source {name}: {} entries skipped as malformed (e.g. {})",
+                        list.skipped,
+                        list.samples.join("; ")
+                    );
+                }
+                log::info!("source {name}: {} proxies listed", list.proxies.len());
+                self.shared.board.source(name, |s| {
+                    s.status = "ok".into();
+                    s.error = None;
+                    s.last_fetch_at = Some(now.clone());
+                    s.last_ok_at = Some(now);
+                    s.proxies = list.proxies.len();
+                    s.skipped = list.skipped;
+                });
+                if list.proxies.is_empty() && list.skipped > 0 {
+                    // Nothing usable: keep the pool as it is rather than treat the list as empty.
+                    self.shared.board.source(name, |s| {
+                        s.status = "error".into();
+                        s.error = Some("no valid proxy in the answer".into());
+                    });
+                    return;
+                }
+                if let Some(balancer) = self.shared.registry.balancer() {
+                    balancer.do_send(SourceList {
+                        source: name.clone(),
+                        priority: source.priority,
+                        proxies: list.proxies,
+                    });
+                }
+            }
+            Ok(unchanged) => {
+                let status = match unchanged {
+                    Fetched::NotModified => "not_modified",
+                    _ => "unchanged",
+                };
+                log::debug!("source {name}: {status}");
+                self.shared.board.source(name, |s| {
+                    s.status = status.into();
+                    s.error = None;
+                    s.last_fetch_at = Some(now.clone());
+                    s.last_ok_at = Some(now);
+                });
+            }
+            Err(e) => {
+                log::warn!("source {name}: fetch failed, pool kept as it is: {e}");
+                self.shared.board.source(name, |s| {
+                    s.status = "error".into();
+                    s.error = Some(e);
+                    s.last_fetch_at = Some(now);
+                });
+            }
+        }
+    }
+}
+
+/// The URL as shown in status and logs: no credentials, no query (either may hold a token).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(invalid URL)".into(),
+    }
+}
+
+async fn fetch_source(
+    client: &reqwest::Client,
+    source: &SourceConfig,
+    mut validators: Validators,
+) -> Result<Fetched, String> {
+    let timeout = Duration::from_millis(source.timeout_ms);
+    if let (SourceKind::Proxifly, Some(meta_url)) = (source.kind, &source.meta_url) {
+        // The meta file changes whenever the lists do; when it did not, the list did not either.
+        match get_body(client.get(meta_url).timeout(timeout), 1024 * 1024).await {
+            Ok((_, body)) => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                body.hash(&mut h);
+                let fingerprint = h.finish();
+                if validators.meta_fingerprint == Some(fingerprint) {
+                    return Ok(Fetched::MetaUnchanged);
+                }
+                validators.meta_fingerprint = Some(fingerprint);
+            }
+            Err(e) => log::debug!("source {}: meta file unavailable ({e})", source.name),
+        }
+    }
+    let mut request = client.get(&source.url).timeout(timeout);
+    if let Some(etag) = &validators.etag {
+        request = request.header(IF_NONE_MATCH, etag);
+    }
+    if let Some(lm) = &validators.last_modified {
+        request = request.header(IF_MODIFIED_SINCE, lm);
+    }
+    let (headers, body) = match get_body(request, source.max_bytes).await {
+        Ok(r) => r,
+        Err(e) if e == NOT_MODIFIED => return Ok(Fetched::NotModified),
+        Err(e) => {
+            // The meta said "changed" but the list failed: look again next time.
+            return Err(e);
+        }
+    };
+    validators.etag = header(&headers, ETAG);
+    validators.last_modified = header(&headers, LAST_MODIFIED);
+    let format = match source.kind {
+        SourceKind::Plain => Format::Plain,
+        SourceKind::Json => Format::Json,
+        SourceKind::Proxifly => Format::Detect,
+    };
+    let default_protocol = source.default_protocol();
+    let list =
+        tokio::task::spawn_blocking(move || source_list::parse(&body, format, default_protocol))
+            .await
+            .map_err(|e| format!("parser failed: {e}"))?;
+    Ok(Fetched::List { list, validators })
+}
+
+const NOT_MODIFIED: &str = "not modified";
+
+fn header(h: &reqwest::header::HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
+    h.get(name)?.to_str().ok().map(str::to_string)
+}
+
+/// GETs a body of at most `max_bytes`, streaming so an oversized answer is cut off early.
+async fn get_body(
+    request: reqwest::RequestBuilder,
+    max_bytes: u64,
+) -> Result<(reqwest::header::HeaderMap, Vec<u8>), String> {
+    let mut response = request.send().await.map_err(describe)?;
+    let status = response.status();
+    if status == StatusCode::NOT_MODIFIED {
+        return Err(NOT_MODIFIED.into());
+    }
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    if response.content_length().is_some_and(|n| n > max_bytes) {
+        return Err(format!("body larger than the {max_bytes} bytes allowed"));
+    }
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        if body.len() as u64 + chunk.len() as u64 > max_bytes {
+            return Err(format!("body larger than the {max_bytes} bytes allowed"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((headers, body))
+}
+
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        format!("cannot connect: {e}")
+    } else {
+        e.to_string()
+    }
+}
+
+impl Actor for SourceFetcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        for source in self.shared.config.sources() {
+            self.shared.board.source(&source.name, |s| {
+                s.name = source.name.clone();
+                s.kind = source.kind.as_str().into();
+                s.url = redact_url(&source.url);
+                if s.status.is_empty() {
+                    s.status = "pending".into();
+                }
+            });
+            self.fetch(source.clone(), ctx);
+            ctx.run_interval(secs(source.interval_secs), move |act, ctx| {
+                act.fetch(source.clone(), ctx)
+            });
+        }
+    }
+}
+
+impl Handler<FetchNow> for SourceFetcher {
+    type Result = bool;
+    fn handle(&mut self, msg: FetchNow, ctx: &mut Self::Context) -> bool {
+        let source = self
+            .shared
+            .config
+            .sources()
+            .into_iter()
+            .find(|s| s.name == msg.0);
+        match source {
+            Some(s) => {
+                self.fetch(s, ctx);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<Crash> for SourceFetcher {
+    type Result = ();
+    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
+        super::crash(NAME);
+    }
+}

@@ -1,0 +1,492 @@
+//! The TierBalancer owns the pool: it adds what sources announce, sends proxies to the
+//! ValidatorPool (fresh ones at once, serving ones on the rolling revalidation schedule), applies
+//! each verdict through the lifecycle rules, keeps primary at its target, publishes the immutable
+//! snapshot the API serves from, and writes changes behind to the store in batches.
+
+use super::messages::{CheckBatch, CheckJob, Crash, FlushNow, SourceList, Verdict};
+use crate::clock::{now_ms, rfc3339};
+use crate::domain::lifecycle::{apply_check, CheckResult, Health, Move, Rules, Tier};
+use crate::domain::record::ProxyRecord;
+use crate::domain::{revalidation, tiers};
+use crate::snapshot::{Counters, PoolSnapshot};
+use crate::state::Shared;
+use crate::store::models::ProxyRow;
+use actix::prelude::*;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const NAME: &str = "tier_balancer";
+const TICK: Duration = Duration::from_millis(100);
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+pub struct TierBalancer {
+    shared: Arc<Shared>,
+    rules: Rules,
+    pool: HashMap<String, ProxyRecord>,
+    /// Proxies sent for checking, with the time after which the check is given up as lost.
+    in_flight: HashMap<String, Instant>,
+    dirty: HashSet<String>,
+    deleted: HashSet<String>,
+    flushing: bool,
+    /// The snapshot no longer matches the pool.
+    stale: bool,
+    counters: Counters,
+    recent_checks: VecDeque<i64>,
+    last_source_update: Option<i64>,
+    last_progress: Instant,
+    round_checked: u64,
+    round_passed: u64,
+}
+
+impl TierBalancer {
+    pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
+        let s = shared.clone();
+        let addr = TierBalancer::start_in_arbiter(arbiter, move |_| TierBalancer::new(s));
+        super::registry::Registry::set(&shared.registry.balancer, &addr);
+        Box::new(move || addr.connected())
+    }
+
+    fn new(shared: Arc<Shared>) -> Self {
+        let rules = shared.config.rules();
+        TierBalancer {
+            shared,
+            rules,
+            pool: HashMap::new(),
+            in_flight: HashMap::new(),
+            dirty: HashSet::new(),
+            deleted: HashSet::new(),
+            flushing: false,
+            stale: true,
+            counters: Counters::default(),
+            recent_checks: VecDeque::new(),
+            last_source_update: None,
+            last_progress: Instant::now(),
+            round_checked: 0,
+            round_passed: 0,
+        }
+    }
+
+    fn load(&mut self, records: Vec<ProxyRecord>) {
+        self.pool = records.into_iter().map(|r| (r.key(), r)).collect();
+        let old = self.shared.snapshot();
+        // Counters survive a restart of this actor (they live in the last snapshot).
+        self.counters = old.counters;
+        self.last_source_update = old.last_source_update;
+        self.stale = true;
+        log::info!("{NAME}: pool loaded, {} proxies", self.pool.len());
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        self.in_flight.retain(|_, until| *until > now);
+        self.dispatch();
+        if self.stale {
+            self.publish();
+        }
+        if now.duration_since(self.last_progress) >= PROGRESS_EVERY {
+            self.last_progress = now;
+            if !self.in_flight.is_empty() || self.round_checked > 0 {
+                let c = self.shared.snapshot().counts;
+                log::info!(
+                    "validation: {} checked ({} passed) in the last {} s, {} in flight; \
+                     pool: {} primary, {} standby, {} emergency, {} fresh, {} dead",
+                    self.round_checked,
+                    self.round_passed,
+                    PROGRESS_EVERY.as_secs(),
+                    self.in_flight.len(),
+                    c.primary,
+                    c.standby,
+                    c.emergency,
+                    c.fresh,
+                    c.dead
+                );
+                self.round_checked = 0;
+                self.round_passed = 0;
+            }
+        }
+    }
+
+    /// Sends fresh proxies and due re-checks to the ValidatorPool.
+    fn dispatch(&mut self) {
+        let Some(validator) = self.shared.registry.validator() else {
+            return;
+        };
+        let v = &self.shared.config.validation;
+        let interval_ms = (v.revalidate_interval_secs * 1000.0) as u64;
+        let now = now_ms();
+        let mut keys: Vec<String> = self
+            .pool
+            .iter()
+            .filter(|(k, r)| r.health.tier == Tier::Fresh && !self.in_flight.contains_key(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let serving = self.pool.values().filter(|r| r.health.tier.is_serving());
+        let budget = revalidation::budget(serving.count(), interval_ms, TICK.as_millis() as u64);
+        keys.extend(revalidation::pick_due(
+            self.pool
+                .iter()
+                .filter(|(k, r)| r.health.tier.is_serving() && !self.in_flight.contains_key(*k))
+                .map(|(k, r)| (k.clone(), r.health.last_checked_at)),
+            interval_ms,
+            now,
+            budget,
+        ));
+        if keys.is_empty() {
+            return;
+        }
+        // A check waits for a permit behind the ones already queued: give it that long, twice.
+        let queued = (self.in_flight.len() + keys.len()) / v.concurrency.max(1);
+        let lost_after = Duration::from_millis(v.timeout_ms) * (2 + queued as u32) + TICK;
+        let judge = v.judge_url.is_some();
+        let until = Instant::now() + lost_after;
+        let jobs = keys
+            .into_iter()
+            .filter_map(|key| {
+                let r = self.pool.get(&key)?;
+                let job = CheckJob {
+                    judge: judge && r.health.tier == Tier::Fresh,
+                    endpoint: r.endpoint.clone(),
+                    key: key.clone(),
+                };
+                self.in_flight.insert(key, until);
+                Some(job)
+            })
+            .collect();
+        validator.do_send(CheckBatch(jobs));
+    }
+
+    /// Rebalances primary and publishes a new snapshot.
+    fn publish(&mut self) {
+        let r = tiers::rebalance(
+            self.pool.iter().map(|(k, r)| (k, &r.health)),
+            self.shared.config.tiers.primary_target,
+            &self.rules,
+        );
+        let promote: Vec<String> = r.promote.into_iter().cloned().collect();
+        let demote: Vec<String> = r.demote.into_iter().cloned().collect();
+        for (keys, tier) in [(promote, Tier::Primary), (demote, Tier::Standby)] {
+            for k in keys {
+                if let Some(rec) = self.pool.get_mut(&k) {
+                    rec.health.tier = tier;
+                    if tier == Tier::Primary {
+                        self.counters.promotions += 1;
+                    } else {
+                        self.counters.demotions += 1;
+                    }
+                    self.dirty.insert(k);
+                }
+            }
+        }
+        let now = now_ms();
+        while self
+            .recent_checks
+            .front()
+            .is_some_and(|&t| now - t > 60_000)
+        {
+            self.recent_checks.pop_front();
+        }
+        self.counters.checks_per_minute = self.recent_checks.len() as u64;
+        let snapshot = PoolSnapshot::build(
+            self.pool.values(),
+            self.counters,
+            now,
+            self.last_source_update,
+        );
+        self.shared.snapshot.store(Arc::new(snapshot));
+        self.stale = false;
+        self.shared
+            .board
+            .store(|s| s.pending_writes = self.dirty.len() + self.deleted.len());
+    }
+
+    fn on_verdict(&mut self, v: Verdict) {
+        self.in_flight.remove(&v.key);
+        let Some(rec) = self.pool.get_mut(&v.key) else {
+            return;
+        };
+        let result = CheckResult {
+            ok: v.outcome.ok,
+            latency_ms: v.outcome.latency_ms,
+            at: v.at,
+        };
+        let before = rec.health.tier;
+        let mv = apply_check(&mut rec.health, result, &self.rules);
+        if let Some(a) = v.anonymity {
+            rec.anonymity = Some(a);
+        }
+        self.counters.checks_total += 1;
+        self.round_checked += 1;
+        if v.outcome.ok {
+            self.counters.checks_passed += 1;
+            self.round_passed += 1;
+        }
+        match mv {
+            Move::Demoted => self.counters.demotions += 1,
+            Move::Died => self.counters.deaths += 1,
+            Move::Blacklisted => self.counters.blacklisted += 1,
+            _ => {}
+        }
+        if matches!(mv, Move::Died | Move::Blacklisted | Move::Demoted) && before.is_serving() {
+            log::info!(
+                "{NAME}: {} {} → {} ({})",
+                v.key,
+                before.as_str(),
+                rec.health.tier.as_str(),
+                v.outcome.failure.as_deref().unwrap_or("slow or flaky")
+            );
+        } else {
+            log::debug!("{NAME}: {} {:?} {:?}", v.key, mv, v.outcome);
+        }
+        self.recent_checks.push_back(v.at);
+        self.dirty.insert(v.key);
+        self.stale = true;
+    }
+
+    fn on_source_list(&mut self, list: SourceList) {
+        let now = now_ms();
+        let mut seen = HashSet::with_capacity(list.proxies.len());
+        let mut added = 0usize;
+        for d in list.proxies {
+            let key = d.endpoint.key();
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            match self.pool.get_mut(&key) {
+                Some(rec) => {
+                    let mut changed = false;
+                    if rec.country.is_none() && d.country.is_some() {
+                        rec.country = d.country;
+                        changed = true;
+                    }
+                    if rec.anonymity.is_none() && d.anonymity.is_some() {
+                        rec.anonymity = d.anonymity;
+                        changed = true;
+                    }
+                    if changed {
+                        self.dirty.insert(key);
+                    }
+                }
+                None => {
+                    added += 1;
+                    self.deleted.remove(&key);
+                    self.dirty.insert(key.clone());
+                    self.pool.insert(
+                        key,
+                        ProxyRecord {
+                            endpoint: d.endpoint,
+                            source: list.source.clone(),
+                            kind: "free".into(),
+                            cost_per_gb: 0.0,
+                            priority: list.priority,
+                            anonymity: d.anonymity,
+                            country: d.country,
+                            health: Health::default(),
+                            first_seen_at: now,
+                        },
+                    );
+                }
+            }
+        }
+        // Proxies that vanished from their source stay while they work; dead ones go.
+        let gone: Vec<String> = self
+            .pool
+            .iter()
+            .filter(|(k, r)| {
+                r.source == list.source
+                    && matches!(r.health.tier, Tier::Dead | Tier::Blacklisted)
+                    && !seen.contains(*k)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &gone {
+            self.pool.remove(k);
+            self.dirty.remove(k);
+            self.in_flight.remove(k);
+            self.deleted.insert(k.clone());
+        }
+        log::info!(
+            "{NAME}: source {}: {} listed, {} new, {} dead ones dropped; pool now {}",
+            list.source,
+            seen.len(),
+            added,
+            gone.len(),
+            self.pool.len()
+        );
+        self.last_source_update = Some(now);
+        self.stale = true;
+    }
+
+    /// Takes everything pending for the store, as rows and deletions.
+    fn take_pending(&mut self) -> (Vec<ProxyRow>, Vec<String>) {
+        let rows = self
+            .dirty
+            .drain()
+            .filter_map(|k| self.pool.get(&k).map(ProxyRow::from))
+            .collect();
+        let deletes = self.deleted.drain().collect();
+        (rows, deletes)
+    }
+
+    /// Puts back what a failed write did not store (unless newer changes replaced it).
+    fn restore_pending(&mut self, rows: Vec<ProxyRow>, deletes: Vec<String>) {
+        for row in rows {
+            if self.pool.contains_key(&row.url) {
+                self.dirty.insert(row.url);
+            }
+        }
+        for k in deletes {
+            if !self.pool.contains_key(&k) {
+                self.deleted.insert(k);
+            }
+        }
+    }
+
+    fn write(
+        &mut self,
+    ) -> Option<impl ActorFuture<Self, Output = Result<usize, String>> + 'static> {
+        if self.flushing || (self.dirty.is_empty() && self.deleted.is_empty()) {
+            return None;
+        }
+        self.flushing = true;
+        let (rows, deletes) = self.take_pending();
+        let store = self.shared.store.clone();
+        let write = async move {
+            let r = tokio::task::spawn_blocking(move || {
+                let r = store.write_batch(&rows, &deletes);
+                (rows, deletes, r)
+            })
+            .await;
+            r.map_err(|e| format!("store writer panicked: {e}"))
+        };
+        Some(write.into_actor(self).map(|r, act, _| {
+            act.flushing = false;
+            let now = rfc3339(now_ms());
+            let (result, pending) = match r {
+                Ok((rows, _, Ok(()))) => (Ok(rows.len()), act.dirty.len() + act.deleted.len()),
+                Ok((rows, deletes, Err(e))) => {
+                    log::warn!(
+                        "{NAME}: store write of {} rows failed, will retry: {e}",
+                        rows.len()
+                    );
+                    act.restore_pending(rows, deletes);
+                    (Err(e.to_string()), act.dirty.len() + act.deleted.len())
+                }
+                Err(e) => (Err(e), act.dirty.len() + act.deleted.len()),
+            };
+            act.shared.board.store(|s| {
+                s.pending_writes = pending;
+                match &result {
+                    Ok(n) => {
+                        s.status = "ok";
+                        s.last_flush_at = Some(now);
+                        s.rows_written += *n as u64;
+                    }
+                    Err(e) => {
+                        s.status = "degraded";
+                        s.last_error = Some(e.clone());
+                    }
+                }
+            });
+            result
+        }))
+    }
+}
+
+impl Actor for TierBalancer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        ctx.set_mailbox_capacity(usize::MAX);
+        let preloaded = self.shared.take_preloaded();
+        match preloaded {
+            Some(records) => self.load(records),
+            None => {
+                // A restart: reload the pool from the store before handling any message.
+                let store = self.shared.store.clone();
+                let load = async move {
+                    tokio::task::spawn_blocking(move || crate::app::load_pool(&store)).await
+                };
+                ctx.wait(load.into_actor(self).map(|r, act, _| match r {
+                    Ok(Ok(records)) => act.load(records),
+                    Ok(Err(e)) => log::error!("{NAME}: cannot reload the pool: {e}"),
+                    Err(e) => log::error!("{NAME}: pool reload panicked: {e}"),
+                }));
+            }
+        }
+        ctx.run_interval(TICK, |act, _| act.tick());
+        let every = Duration::from_millis(self.shared.config.database.flush_interval_ms);
+        ctx.run_interval(every, |act, ctx| {
+            if let Some(write) = act.write() {
+                ctx.spawn(write.map(|_, _, _| ()));
+            }
+        });
+    }
+}
+
+impl Handler<SourceList> for TierBalancer {
+    type Result = ();
+    fn handle(&mut self, msg: SourceList, _: &mut Self::Context) {
+        self.on_source_list(msg);
+    }
+}
+
+impl Handler<Verdict> for TierBalancer {
+    type Result = ();
+    fn handle(&mut self, msg: Verdict, _: &mut Self::Context) {
+        self.on_verdict(msg);
+    }
+}
+
+impl Handler<FlushNow> for TierBalancer {
+    type Result = ResponseActFuture<Self, Result<usize, String>>;
+    fn handle(&mut self, _: FlushNow, _: &mut Self::Context) -> Self::Result {
+        if self.stale {
+            self.publish();
+        }
+        // A write already running finishes first (an older batch must not land after a newer
+        // one); then whatever is left goes in this one.
+        Box::pin(
+            UntilIdle::default().then(|_, act: &mut Self, _| match act.write() {
+                Some(write) => write.boxed_local(),
+                None => actix::fut::ready(Ok(0)).boxed_local(),
+            }),
+        )
+    }
+}
+
+/// Resolves once no store write is running.
+#[derive(Default)]
+struct UntilIdle(Option<std::pin::Pin<Box<tokio::time::Sleep>>>);
+
+impl ActorFuture<TierBalancer> for UntilIdle {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        act: &mut TierBalancer,
+        _: &mut Context<TierBalancer>,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        loop {
+            if !act.flushing {
+                return std::task::Poll::Ready(());
+            }
+            let sleep = self
+                .0
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(20))));
+            if sleep.as_mut().poll(task).is_pending() {
+                return std::task::Poll::Pending;
+            }
+            self.0 = None;
+        }
+    }
+}
+
+impl Handler<Crash> for TierBalancer {
+    type Result = ();
+    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
+        super::crash(NAME);
+    }
+}

@@ -1,0 +1,51 @@
+//! The HTTP API (actix-web). Serving handlers read the published snapshot only: no lock, no
+//! database, no waiting on validation.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod serving;
+pub mod status;
+
+use crate::state::Shared;
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use error::ApiError;
+use std::sync::Arc;
+
+pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::Result<Server> {
+    let workers = match shared.config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let data = web::Data::from(shared);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::BadRequest(format!("bad query string: {e}")).into()
+            }))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
+            )
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(|e, _| {
+                        ApiError::BadRequest(format!("bad JSON body: {e}")).into()
+                    }),
+            )
+            .configure(serving::routes)
+            .configure(status::routes)
+            .configure(admin::routes)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
+            }))
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

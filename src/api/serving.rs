@@ -1,0 +1,293 @@
+//! Serving proxies: `/api/proxy/alive`, `/api/proxies`, `/list`, `/random`.
+
+use super::auth::require_client;
+use super::error::ApiError;
+use crate::clock::rfc3339_opt;
+use crate::domain::lifecycle::Tier;
+use crate::domain::proxy::{Anonymity, Protocol};
+use crate::domain::selection::{self, Filter, Selection, Served, Strategy};
+use crate::snapshot::PoolSnapshot;
+use crate::state::Shared;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use std::collections::HashMap;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/proxy/alive", web::get().to(alive))
+        .route("/api/proxies", web::get().to(proxies))
+        .route("/list", web::get().to(list))
+        .route("/random", web::get().to(random));
+}
+
+type Params = web::Query<HashMap<String, String>>;
+
+/// Answers of `/api/proxy/alive` and `/api/proxies` without `count` hold this many proxies.
+pub const DEFAULT_COUNT: usize = 10;
+
+/// A parsed serving request.
+struct Ask {
+    count: usize,
+    strategy: Strategy,
+    filter: Filter,
+    profile: Option<String>,
+    detail: bool,
+}
+
+fn parse_ask(q: &HashMap<String, String>, shared: &Shared) -> Result<Ask, ApiError> {
+    let max = shared.config.server.max_count;
+    let count = selection::parse_count(
+        q.get("count").map(String::as_str),
+        DEFAULT_COUNT,
+        max,
+        "count",
+    )
+    .map_err(ApiError::BadRequest)?;
+    let nonempty = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let strategy = match nonempty("strategy") {
+        None => Strategy::Fastest,
+        Some(s) => Strategy::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unknown strategy `{}`: use fastest, cheapest, random or least_loaded",
+                clip(s)
+            ))
+        })?,
+    };
+    let protocol = match nonempty("protocol") {
+        None => None,
+        Some(p) => Some(Protocol::parse(p).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unknown protocol `{}`: use http, https, socks4 or socks5",
+                clip(p)
+            ))
+        })?),
+    };
+    let anonymity = match nonempty("anonymity") {
+        None => None,
+        Some(a) => Some(Anonymity::parse(a).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unknown anonymity `{}`: use transparent, anonymous or elite",
+                clip(a)
+            ))
+        })?),
+    };
+    let country = match nonempty("country") {
+        None => None,
+        Some(c) if c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => {
+            Some(c.to_ascii_uppercase())
+        }
+        Some(c) => {
+            return Err(ApiError::BadRequest(format!(
+                "`country` must be a two-letter ISO code, got `{}`",
+                clip(c)
+            )))
+        }
+    };
+    let profile = match nonempty("profile") {
+        None => None,
+        Some(p)
+            if shared
+                .config
+                .validation
+                .profiles
+                .iter()
+                .any(|x| x.name == p) =>
+        {
+            Some(p.to_string())
+        }
+        Some(p) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown profile `{}`",
+                clip(p)
+            )))
+        }
+    };
+    let detail = match nonempty("detail") {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(d) => {
+            return Err(ApiError::BadRequest(format!(
+                "`detail` must be true or false, got `{}`",
+                clip(d)
+            )))
+        }
+    };
+    Ok(Ask {
+        count,
+        strategy,
+        filter: Filter {
+            protocol,
+            anonymity,
+            country,
+        },
+        profile,
+        detail,
+    })
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(32).collect()
+}
+
+/// Picks proxies for a request; the fill from dead proxies applies when `allow_fill`.
+fn pick<'a>(snap: &'a PoolSnapshot, ask: &Ask, allow_fill: bool) -> Selection<'a> {
+    if ask.profile.is_some() {
+        // No proxy has passed a profile check yet: an empty, degraded answer rather than
+        // proxies not known to work on that target.
+        return Selection {
+            proxies: Vec::new(),
+            degraded: true,
+        };
+    }
+    match ask.strategy {
+        Strategy::Fastest | Strategy::LeastLoaded => selection::select(
+            snap.serving.iter(),
+            &snap.fill,
+            &ask.filter,
+            ask.count,
+            allow_fill,
+        ),
+        Strategy::Cheapest => selection::select(
+            snap.cheapest_iter(),
+            &snap.fill,
+            &ask.filter,
+            ask.count,
+            allow_fill,
+        ),
+        Strategy::Random => {
+            let sampled =
+                selection::sample(&snap.serving, &ask.filter, ask.count, &mut rand::rng());
+            selection::select(
+                sampled.into_iter(),
+                &snap.fill,
+                &ask.filter,
+                ask.count,
+                allow_fill,
+            )
+        }
+    }
+}
+
+#[derive(Serialize, Default)]
+struct TiersUsed {
+    primary: usize,
+    standby: usize,
+    emergency: usize,
+    dead: usize,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    url: &'a str,
+    protocol: &'static str,
+    tier: &'static str,
+    latency_ms: Option<u32>,
+    success_rate: f64,
+    anonymity: Option<&'static str>,
+    country: Option<&'a str>,
+    kind: &'a str,
+    cost_per_gb: f64,
+    last_checked_at: Option<String>,
+}
+
+impl<'a> From<&'a Served> for Detail<'a> {
+    fn from(s: &'a Served) -> Self {
+        Detail {
+            url: &s.url,
+            protocol: s.protocol.as_str(),
+            tier: s.tier.as_str(),
+            latency_ms: s.latency_ms,
+            success_rate: (s.success_rate * 1000.0).round() / 1000.0,
+            anonymity: s.anonymity.map(Anonymity::as_str),
+            country: s.country.as_deref(),
+            kind: &s.kind,
+            cost_per_gb: s.cost_per_gb,
+            last_checked_at: rfc3339_opt(s.last_checked_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AliveAnswer<'a> {
+    proxies: Vec<&'a str>,
+    count: usize,
+    requested: usize,
+    tiers_used: TiersUsed,
+    degraded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Vec<Detail<'a>>>,
+}
+
+async fn alive(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    q: Params,
+) -> Result<HttpResponse, ApiError> {
+    require_client(&req, &shared)?;
+    let ask = parse_ask(&q, &shared)?;
+    let snap = shared.snapshot();
+    let sel = pick(&snap, &ask, true);
+    let mut used = TiersUsed::default();
+    for s in &sel.proxies {
+        match s.tier {
+            Tier::Primary => used.primary += 1,
+            Tier::Standby => used.standby += 1,
+            Tier::Emergency => used.emergency += 1,
+            _ => used.dead += 1,
+        }
+    }
+    let answer = AliveAnswer {
+        proxies: sel.proxies.iter().map(|s| s.url.as_str()).collect(),
+        count: sel.proxies.len(),
+        requested: ask.count,
+        tiers_used: used,
+        degraded: sel.degraded,
+        details: ask
+            .detail
+            .then(|| sel.proxies.iter().map(|s| Detail::from(*s)).collect()),
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+async fn proxies(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    q: Params,
+) -> Result<HttpResponse, ApiError> {
+    require_client(&req, &shared)?;
+    let ask = parse_ask(&q, &shared)?;
+    let snap = shared.snapshot();
+    let sel = pick(&snap, &ask, true);
+    let urls: Vec<&str> = sel.proxies.iter().map(|s| s.url.as_str()).collect();
+    Ok(HttpResponse::Ok().json(urls))
+}
+
+async fn list(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    q: Params,
+) -> Result<HttpResponse, ApiError> {
+    require_client(&req, &shared)?;
+    let max = shared.config.server.max_count;
+    let limit = selection::parse_count(q.get("limit").map(String::as_str), max, max, "limit")
+        .map_err(ApiError::BadRequest)?;
+    let snap = shared.snapshot();
+    let mut body = String::with_capacity(limit.min(snap.serving.len()) * 28);
+    for s in snap.serving.iter().take(limit) {
+        body.push_str(&s.url);
+        body.push('\n');
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(body))
+}
+
+async fn random(req: HttpRequest, shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
+    require_client(&req, &shared)?;
+    let snap = shared.snapshot();
+    match selection::pick_one(&snap.serving, &mut rand::rng()) {
+        Some(s) => Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{}\n", s.url))),
+        None => Err(ApiError::Unavailable("no working proxy right now".into())),
+    }
+}

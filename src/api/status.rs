@@ -1,0 +1,135 @@
+//! Status: liveness, `/stats`, `/api/ultra/stats` and `/api/health/comprehensive`.
+
+use crate::clock::{rfc3339, rfc3339_opt};
+use crate::snapshot::PoolSnapshot;
+use crate::state::{ActorState, Shared};
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(live))
+        .route("/api/health", web::get().to(live))
+        .route("/stats", web::get().to(stats))
+        .route("/api/ultra/stats", web::get().to(ultra_stats))
+        .route("/api/health/comprehensive", web::get().to(comprehensive));
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// The seed project's field names, kept for existing scripts.
+async fn stats(shared: web::Data<Shared>) -> HttpResponse {
+    let snap = shared.snapshot();
+    let c = snap.counts;
+    HttpResponse::Ok().json(json!({
+        "total_proxies": c.total(),
+        "working_proxies": c.serving(),
+        "failed_proxies": c.dead + c.blacklisted,
+        "fresh_proxies": c.fresh,
+        "last_meta_update": rfc3339_opt(snap.last_source_update),
+    }))
+}
+
+fn tiers_json(shared: &Shared, snap: &PoolSnapshot) -> serde_json::Value {
+    let t = &shared.config.tiers;
+    let c = snap.counts;
+    let tier = |count: usize, target: usize| json!({"count": count, "target": target, "met": count >= target});
+    json!({
+        "primary": tier(c.primary, t.primary_target),
+        "standby": tier(c.standby, t.standby_target),
+        "emergency": tier(c.emergency, t.emergency_target),
+        "fresh": c.fresh,
+        "dead": c.dead,
+        "blacklisted": c.blacklisted,
+        "serving": c.serving(),
+        "total": c.total(),
+        "minimum_guaranteed": {
+            "target": t.minimum_guaranteed,
+            "met": c.serving() >= t.minimum_guaranteed,
+        },
+    })
+}
+
+async fn ultra_stats(shared: web::Data<Shared>) -> HttpResponse {
+    let snap = shared.snapshot();
+    let k = snap.counters;
+    HttpResponse::Ok().json(json!({
+        "tiers": tiers_json(&shared, &snap),
+        "promotions": k.promotions,
+        "demotions": k.demotions,
+        "deaths": k.deaths,
+        "blacklisted_total": k.blacklisted,
+        "checks_total": k.checks_total,
+        "checks_passed": k.checks_passed,
+        "checks_per_minute": k.checks_per_minute,
+        "published_at": rfc3339(snap.published_at),
+        "last_source_update": rfc3339_opt(snap.last_source_update),
+    }))
+}
+
+/// `critical` (503) when an actor has failed or no proxy serves although checks have run;
+/// `degraded` when something needs a look (an actor restarting, the store retrying writes, a
+/// failing source, fewer serving proxies than `minimum_guaranteed`); `ok` otherwise.
+async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
+    let snap = shared.snapshot();
+    let actors = shared.board.actors();
+    let sources = shared.board.sources();
+    let store = shared.board.store_status();
+    let serving = snap.counts.serving();
+    let minimum_met = serving >= shared.config.tiers.minimum_guaranteed;
+    let mut problems: Vec<String> = Vec::new();
+    let mut critical = false;
+    for a in &actors {
+        match a.status {
+            ActorState::Failed => {
+                critical = true;
+                problems.push(format!("actor {} failed", a.name));
+            }
+            ActorState::Restarting => problems.push(format!("actor {} restarting", a.name)),
+            ActorState::Running => {}
+        }
+    }
+    if serving == 0 && snap.counters.checks_total > 0 {
+        critical = true;
+        problems.push("no serving proxy".into());
+    } else if !minimum_met {
+        problems.push(format!(
+            "{serving} serving proxies, below minimum_guaranteed {}",
+            shared.config.tiers.minimum_guaranteed
+        ));
+    }
+    if store.status != "ok" {
+        problems.push(format!("store {}", store.status));
+    }
+    for s in sources.iter().filter(|s| s.status == "error") {
+        problems.push(format!("source {} failing", s.name));
+    }
+    let status = if critical {
+        "critical"
+    } else if problems.is_empty() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let alerts = &shared.config.alerts;
+    let body = json!({
+        "status": status,
+        "problems": problems,
+        "actors": actors,
+        "pool": tiers_json(&shared, &snap),
+        "store": store,
+        "sources": sources,
+        "monitors": {"count": shared.config.monitors.len()},
+        "alert_channels": {
+            "telegram": {"configured": alerts.telegram.as_ref().is_some_and(|t| t.bot_token.is_some() && t.chat_id.is_some())},
+            "email": {"configured": alerts.email.as_ref().is_some_and(|e| e.smtp_url.is_some() && !e.to.is_empty())},
+        },
+        "checked_at": rfc3339(crate::clock::now_ms()),
+    });
+    if critical {
+        HttpResponse::ServiceUnavailable().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
+}

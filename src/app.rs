@@ -1,0 +1,202 @@
+//! Building and running the application: store, pool, actors and HTTP server. `main` only reads
+//! the config and calls `Application::build`; tests build the same application on port 0.
+
+use crate::actors::messages::FlushNow;
+use crate::actors::supervisor::{ChildSpec, Supervisor};
+use crate::actors::{
+    source_fetcher::SourceFetcher, tier_balancer::TierBalancer, validator_pool::ValidatorPool,
+};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::domain::record::ProxyRecord;
+use crate::snapshot::{Counters, PoolSnapshot};
+use crate::state::{Shared, StatusBoard};
+use crate::store::{Store, StoreError};
+use actix::{Actor, Arbiter};
+use actix_web::dev::{Server, ServerHandle};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("admin token file {path}: {source}")]
+    Token {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    shared: Arc<Shared>,
+    actors: Arbiter,
+}
+
+impl Application {
+    /// Opens the store, loads and publishes the last known pool, starts the supervised actors and
+    /// binds the HTTP server. Must run inside an actix system.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let config = Arc::new(config);
+        let url = config.database.url.clone();
+        let (store, records) = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&url)?;
+            let records = load_pool(&store)?;
+            Ok::<_, StoreError>((store, records))
+        })
+        .await
+        .map_err(|e| StartError::Other(format!("store start-up panicked: {e}")))??;
+        log::info!(
+            "store: {} ready, {} proxies loaded",
+            store.backend().name(),
+            records.len()
+        );
+        let admin_token = admin_token(&config, &store.backend().data_dir())?;
+        let snapshot = PoolSnapshot::build(records.iter(), Counters::default(), now_ms(), None);
+        let board = StatusBoard::default();
+        board.store(|s| {
+            s.backend = store.backend().name();
+            s.status = "ok";
+        });
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            snapshot: arc_swap::ArcSwap::from_pointee(snapshot),
+            board,
+            registry: Default::default(),
+            store,
+            admin_token,
+            preloaded: Mutex::new(Some(records)),
+        });
+
+        let actors = Arbiter::new();
+        let specs = vec![
+            ChildSpec {
+                name: crate::actors::tier_balancer::NAME,
+                start: TierBalancer::start,
+            },
+            ChildSpec {
+                name: crate::actors::validator_pool::NAME,
+                start: ValidatorPool::start,
+            },
+            ChildSpec {
+                name: crate::actors::source_fetcher::NAME,
+                start: SourceFetcher::start,
+            },
+        ];
+        Supervisor::new(shared.clone(), actors.handle(), specs).start();
+
+        let addr = config
+            .bind_addr()
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        let listener = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartError::Other(e.to_string()))?
+            .port();
+        let server =
+            crate::api::server(shared.clone(), listener).map_err(|source| StartError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        log::info!("listening on http://{}:{port}", addr.ip());
+        Ok(Application {
+            port,
+            server,
+            shared,
+            actors,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or `handle().stop()`), then writes
+    /// what the pool has not yet stored.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Some(balancer) = self.shared.registry.balancer() {
+            match tokio::time::timeout(Duration::from_secs(10), balancer.send(FlushNow)).await {
+                Ok(Ok(Ok(n))) => log::info!("shutdown: {n} pending rows written"),
+                Ok(Ok(Err(e))) => log::error!("shutdown: final write failed: {e}"),
+                _ => log::error!("shutdown: final write did not finish"),
+            }
+        }
+        self.actors.stop();
+        result
+    }
+}
+
+/// The pool as stored; rows that do not make a valid record are skipped with a warning.
+pub fn load_pool(store: &Store) -> Result<Vec<ProxyRecord>, StoreError> {
+    let rows = store.load_proxies()?;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in rows {
+        let url = row.url.clone();
+        match row.into_record() {
+            Ok(r) => records.push(r),
+            Err(e) => log::warn!("store: skipping stored proxy {url}: {e}"),
+        }
+    }
+    Ok(records)
+}
+
+/// The configured admin token, or the one generated at first start and kept in
+/// `data_dir/admin_token` (mode 0600).
+fn admin_token(config: &Config, data_dir: &Path) -> Result<String, StartError> {
+    if let Some(t) = &config.server.admin_token {
+        return Ok(t.clone());
+    }
+    let path = data_dir.join("admin_token");
+    let err = |source| StartError::Token {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let t = existing.trim().to_string();
+        if !t.is_empty() {
+            log::info!("admin token: read from {}", path.display());
+            return Ok(t);
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(err)?;
+    let token: String = {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..32)
+            .map(|_| format!("{:02x}", rng.random::<u8>()))
+            .collect()
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(err)?;
+    std::io::Write::write_all(&mut file, token.as_bytes()).map_err(err)?;
+    log::info!(
+        "admin token: generated and stored in {} (mode 0600)",
+        path.display()
+    );
+    Ok(token)
+}

@@ -1,0 +1,303 @@
+//! Checking one proxy: open a connection through it (forwarding, CONNECT, SOCKS4 or SOCKS5),
+//! request a URL, and judge the answer. Nothing is allocated per proxy beyond the connection
+//! itself: the TLS configuration is built once and shared.
+
+use crate::domain::anonymity;
+use crate::domain::proxy::{Anonymity, Endpoint, Protocol};
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::rt::{Read, Write};
+use hyper_util::client::legacy::connect::proxy::{SocksV4, SocksV5, Tunnel};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_service::Service;
+
+/// Bodies longer than this are cut: a check needs the status and a substring, not a download.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A URL to request through proxies, parsed once.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub url: String,
+    https: bool,
+    host: String,
+    port: u16,
+    /// `host[:port]` as sent in `Host`.
+    authority: String,
+    path_and_query: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let u = url::Url::parse(url).map_err(|e| format!("bad URL {url}: {e}"))?;
+        let https = match u.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(format!("unsupported scheme {other}")),
+        };
+        let host = u.host_str().ok_or("URL without host")?.to_string();
+        let port = u
+            .port_or_known_default()
+            .unwrap_or(if https { 443 } else { 80 });
+        let authority = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let mut path_and_query = u.path().to_string();
+        if let Some(q) = u.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(q);
+        }
+        Ok(Target {
+            url: url.to_string(),
+            https,
+            host: host.trim_matches(['[', ']']).to_string(),
+            port,
+            authority,
+            path_and_query,
+        })
+    }
+
+    fn absolute_uri(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.authority, self.path_and_query)
+    }
+
+    /// The URI the tunnel connectors are asked to reach (always with an explicit port).
+    fn tunnel_uri(&self) -> Result<http::Uri, String> {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("http://{host}:{}/", self.port)
+            .parse()
+            .map_err(|e| format!("bad target: {e}"))
+    }
+}
+
+/// What a check expects of the answer.
+#[derive(Clone, Debug)]
+pub struct Expectation {
+    pub status: u16,
+    pub body: Option<String>,
+}
+
+/// The result of one check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub ok: bool,
+    pub latency_ms: u32,
+    /// The status the target answered through the proxy, when it answered.
+    pub status: Option<u16>,
+    /// Why the check failed, short, for logs (never with credentials).
+    pub failure: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Checker {
+    tls: tokio_rustls::TlsConnector,
+    timeout: Duration,
+}
+
+impl Checker {
+    pub fn new(timeout: Duration) -> Checker {
+        Checker {
+            tls: tokio_rustls::TlsConnector::from(shared_tls_config()),
+            timeout,
+        }
+    }
+
+    /// Requests `target` through `proxy` and judges the answer against `expect`.
+    pub async fn check(&self, proxy: &Endpoint, target: &Target, expect: &Expectation) -> Outcome {
+        let started = Instant::now();
+        let result = self.fetch(proxy, target).await;
+        let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
+        match result {
+            Err(failure) => Outcome {
+                ok: false,
+                latency_ms,
+                status: None,
+                failure: Some(failure),
+            },
+            Ok((status, body)) => {
+                let failure = if status != expect.status {
+                    Some(format!("status {status}, expected {}", expect.status))
+                } else if let Some(needle) = &expect.body {
+                    (!contains(&body, needle.as_bytes())).then(|| "body mismatch".to_string())
+                } else {
+                    None
+                };
+                Outcome {
+                    ok: failure.is_none(),
+                    latency_ms,
+                    status: Some(status),
+                    failure,
+                }
+            }
+        }
+    }
+
+    /// Asks a judge page through the proxy which headers it saw.
+    pub async fn anonymity(&self, proxy: &Endpoint, judge: &Target) -> Option<Anonymity> {
+        match self.fetch(proxy, judge).await {
+            Ok((200, body)) => Some(anonymity::judge(&String::from_utf8_lossy(&body))),
+            _ => None,
+        }
+    }
+
+    /// Status and (capped) body of `target` through `proxy`, within the hard timeout.
+    pub async fn fetch(&self, proxy: &Endpoint, target: &Target) -> Result<(u16, Bytes), String> {
+        match tokio::time::timeout(self.timeout, self.fetch_inner(proxy, target)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("timeout after {} ms", self.timeout.as_millis())),
+        }
+    }
+
+    async fn fetch_inner(&self, proxy: &Endpoint, target: &Target) -> Result<(u16, Bytes), String> {
+        let proxy_uri: http::Uri = format!(
+            "http://{}:{}",
+            if proxy.host.contains(':') {
+                format!("[{}]", proxy.host)
+            } else {
+                proxy.host.clone()
+            },
+            proxy.port
+        )
+        .parse()
+        .map_err(|e| format!("bad proxy address: {e}"))?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let forward = proxy.protocol == Protocol::Http && !target.https;
+        let io = match proxy.protocol {
+            _ if forward => http
+                .call(proxy_uri)
+                .await
+                .map_err(|e| format!("connect: {e}"))?,
+            Protocol::Http | Protocol::Https => {
+                let mut tunnel = Tunnel::new(proxy_uri, http);
+                if let Some(auth) = basic_auth(proxy) {
+                    tunnel = tunnel.with_auth(auth);
+                }
+                tunnel
+                    .call(target.tunnel_uri()?)
+                    .await
+                    .map_err(|e| format!("CONNECT: {e}"))?
+            }
+            Protocol::Socks4 => SocksV4::new(proxy_uri, http)
+                .call(target.tunnel_uri()?)
+                .await
+                .map_err(|e| format!("SOCKS4: {e:?}"))?,
+            Protocol::Socks5 => {
+                let mut socks = SocksV5::new(proxy_uri, http);
+                if let Some(c) = &proxy.credentials {
+                    socks = socks.with_auth(c.username.clone(), c.password.clone());
+                }
+                socks
+                    .call(target.tunnel_uri()?)
+                    .await
+                    .map_err(|e| format!("SOCKS5: {e:?}"))?
+            }
+        };
+        let mut request = http::Request::builder()
+            .header(http::header::HOST, &target.authority)
+            .header(
+                http::header::USER_AGENT,
+                concat!("proxyvisor/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(http::header::CONNECTION, "close");
+        if forward {
+            request = request.uri(target.absolute_uri());
+            if let Some(auth) = basic_auth(proxy) {
+                request = request.header(http::header::PROXY_AUTHORIZATION, auth);
+            }
+        } else {
+            request = request.uri(&target.path_and_query);
+        }
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("request: {e}"))?;
+        if target.https {
+            let server_name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|e| format!("bad server name: {e}"))?;
+            let tls = self
+                .tls
+                .connect(server_name, io.into_inner())
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            exchange(TokioIo::new(tls), request).await
+        } else {
+            exchange(io, request).await
+        }
+    }
+}
+
+/// Sends one request on a fresh HTTP/1.1 connection and reads the capped body. The connection
+/// is driven in this future (not spawned), so dropping it on timeout closes everything.
+async fn exchange<IO>(io: IO, request: http::Request<Empty<Bytes>>) -> Result<(u16, Bytes), String>
+where
+    IO: Read + Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let work = async move {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("no valid answer: {e}"))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, String>((status, body))
+    };
+    tokio::pin!(work);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = &mut work => r,
+        c = &mut conn => match c {
+            Ok(()) => work.await,
+            Err(e) => Err(format!("connection: {e}")),
+        },
+    }
+}
+
+fn basic_auth(proxy: &Endpoint) -> Option<http::HeaderValue> {
+    let c = proxy.credentials.as_ref()?;
+    let token =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+    let mut value = http::HeaderValue::from_str(&format!("Basic {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One rustls configuration (ring, webpki roots) shared by every check.
+pub fn shared_tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}

@@ -1,0 +1,105 @@
+//! The immutable pool snapshot the TierBalancer publishes and the serving path reads, lock-free.
+
+use crate::domain::lifecycle::Tier;
+use crate::domain::record::ProxyRecord;
+use crate::domain::selection::{cheapest_order, fastest_order, fill_order, Served};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct TierCounts {
+    pub fresh: usize,
+    pub primary: usize,
+    pub standby: usize,
+    pub emergency: usize,
+    pub dead: usize,
+    pub blacklisted: usize,
+}
+
+impl TierCounts {
+    pub fn add(&mut self, tier: Tier) {
+        match tier {
+            Tier::Fresh => self.fresh += 1,
+            Tier::Primary => self.primary += 1,
+            Tier::Standby => self.standby += 1,
+            Tier::Emergency => self.emergency += 1,
+            Tier::Dead => self.dead += 1,
+            Tier::Blacklisted => self.blacklisted += 1,
+        }
+    }
+
+    pub fn serving(&self) -> usize {
+        self.primary + self.standby + self.emergency
+    }
+
+    pub fn total(&self) -> usize {
+        self.serving() + self.fresh + self.dead + self.blacklisted
+    }
+}
+
+/// Counters of the balancer's work since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Counters {
+    pub checks_total: u64,
+    pub checks_passed: u64,
+    pub checks_per_minute: u64,
+    pub promotions: u64,
+    pub demotions: u64,
+    pub deaths: u64,
+    pub blacklisted: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct PoolSnapshot {
+    /// Serving proxies (primary, standby, emergency) in the `fastest` order.
+    pub serving: Vec<Served>,
+    /// Indices into `serving`, in the `cheapest` order.
+    pub cheapest: Vec<u32>,
+    /// Dead proxies that once worked, most recently working first: the never-empty fill.
+    pub fill: Vec<Served>,
+    pub counts: TierCounts,
+    pub counters: Counters,
+    /// Unix ms of the publication, and of the last list a source delivered.
+    pub published_at: i64,
+    pub last_source_update: Option<i64>,
+    /// False until the pool has been loaded from the store (serving then answers from it).
+    pub loaded: bool,
+}
+
+impl PoolSnapshot {
+    pub fn build<'a>(
+        records: impl Iterator<Item = &'a ProxyRecord>,
+        counters: Counters,
+        published_at: i64,
+        last_source_update: Option<i64>,
+    ) -> PoolSnapshot {
+        let mut counts = TierCounts::default();
+        let mut serving = Vec::new();
+        let mut fill = Vec::new();
+        for r in records {
+            counts.add(r.health.tier);
+            if r.health.tier.is_serving() {
+                serving.push(r.served());
+            } else if r.can_fill() {
+                fill.push(r.served());
+            }
+        }
+        serving.sort_by(fastest_order);
+        fill.sort_by(fill_order);
+        let mut cheapest: Vec<u32> = (0..serving.len() as u32).collect();
+        cheapest.sort_by(|&a, &b| cheapest_order(&serving[a as usize], &serving[b as usize]));
+        PoolSnapshot {
+            serving,
+            cheapest,
+            fill,
+            counts,
+            counters,
+            published_at,
+            last_source_update,
+            loaded: true,
+        }
+    }
+
+    pub fn cheapest_iter(&self) -> impl Iterator<Item = &Served> {
+        self.cheapest.iter().map(|&i| &self.serving[i as usize])
+    }
+}

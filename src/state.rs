@@ -1,0 +1,129 @@
+//! What the HTTP layer and the actors share: config, the published pool snapshot, the status
+//! board shown by health, the registry of live actors, and the store.
+
+use crate::actors::registry::Registry;
+use crate::config::Config;
+use crate::snapshot::PoolSnapshot;
+use crate::store::Store;
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub snapshot: ArcSwap<PoolSnapshot>,
+    pub board: StatusBoard,
+    pub registry: Registry,
+    pub store: Store,
+    pub admin_token: String,
+    /// The pool loaded at start, handed to the first TierBalancer (later ones reload the store).
+    pub preloaded: Mutex<Option<Vec<crate::domain::record::ProxyRecord>>>,
+}
+
+impl Shared {
+    pub fn take_preloaded(&self) -> Option<Vec<crate::domain::record::ProxyRecord>> {
+        lock(&self.preloaded).take()
+    }
+
+    pub fn snapshot(&self) -> Arc<PoolSnapshot> {
+        self.snapshot.load_full()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorState {
+    Running,
+    Restarting,
+    Failed,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ActorStatus {
+    pub name: &'static str,
+    pub status: ActorState,
+    pub restarts: u32,
+    pub last_heartbeat: Option<String>,
+    pub last_restart_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: String,
+    /// The URL without credentials or query string.
+    pub url: String,
+    /// `pending`, `ok`, `not_modified`, `unchanged` or `error`.
+    pub status: String,
+    pub error: Option<String>,
+    pub last_fetch_at: Option<String>,
+    pub last_ok_at: Option<String>,
+    pub proxies: usize,
+    pub skipped: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StoreStatus {
+    pub backend: &'static str,
+    /// `ok` or `degraded` (the last write failed and is being retried).
+    pub status: &'static str,
+    pub last_flush_at: Option<String>,
+    pub last_error: Option<String>,
+    pub pending_writes: usize,
+    pub rows_written: u64,
+}
+
+/// Status shown by `/api/health/comprehensive`. Each lock is held only to copy a value in or out,
+/// never across IO.
+#[derive(Default)]
+pub struct StatusBoard {
+    actors: Mutex<BTreeMap<&'static str, ActorStatus>>,
+    sources: Mutex<BTreeMap<String, SourceStatus>>,
+    store: Mutex<StoreStatus>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere never makes the board unreadable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl StatusBoard {
+    pub fn actor(&self, name: &'static str, f: impl FnOnce(&mut ActorStatus)) {
+        let mut actors = lock(&self.actors);
+        let entry = actors.entry(name).or_insert_with(|| ActorStatus {
+            name,
+            status: ActorState::Running,
+            restarts: 0,
+            last_heartbeat: None,
+            last_restart_at: None,
+        });
+        f(entry);
+    }
+
+    pub fn heartbeat(&self, name: &'static str) {
+        let now = crate::clock::rfc3339(crate::clock::now_ms());
+        self.actor(name, |a| a.last_heartbeat = Some(now));
+    }
+
+    pub fn actors(&self) -> Vec<ActorStatus> {
+        lock(&self.actors).values().cloned().collect()
+    }
+
+    pub fn source(&self, name: &str, f: impl FnOnce(&mut SourceStatus)) {
+        let mut sources = lock(&self.sources);
+        f(sources.entry(name.to_string()).or_default());
+    }
+
+    pub fn sources(&self) -> Vec<SourceStatus> {
+        lock(&self.sources).values().cloned().collect()
+    }
+
+    pub fn store(&self, f: impl FnOnce(&mut StoreStatus)) {
+        f(&mut lock(&self.store));
+    }
+
+    pub fn store_status(&self) -> StoreStatus {
+        lock(&self.store).clone()
+    }
+}
