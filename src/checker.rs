@@ -282,11 +282,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// One rustls configuration (ring, webpki roots) shared by every check.
+/// One rustls configuration (ring, webpki roots) shared by every check and HTTP client. Its first
+/// call also makes ring the process-wide rustls provider, which reqwest's clients need.
 pub fn shared_tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
     CONFIG
         .get_or_init(|| {
+            // Fails only when a provider is installed already, which is as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };

@@ -399,7 +399,6 @@ impl Actor for TierBalancer {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
-        ctx.set_mailbox_capacity(usize::MAX);
         let preloaded = self.shared.take_preloaded();
         match preloaded {
             Some(records) => self.load(records),

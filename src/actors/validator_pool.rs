@@ -89,7 +89,6 @@ impl Actor for ValidatorPool {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
-        ctx.set_mailbox_capacity(usize::MAX);
     }
 }
 

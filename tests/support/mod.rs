@@ -3,6 +3,8 @@
 //! farm of (mis)behaving HTTP proxies (`farm`), a mutable proxy-list source
 //! (`source`) and SOCKS4/SOCKS5 proxies (`socks`). Everything binds 127.0.0.1.
 
+pub mod app;
 pub mod farm;
 pub mod socks;
 pub mod source;
+pub mod wait;
