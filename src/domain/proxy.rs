@@ -172,11 +172,12 @@ impl Endpoint {
 }
 
 fn split_host_port(s: &str) -> Result<(String, u16), String> {
-    let (host, port) = if let Some(inner) = s.strip_prefix('[') {
+    let (host, port, bracketed) = if let Some(inner) = s.strip_prefix('[') {
         let (h, p) = inner.split_once("]:").ok_or("bad IPv6 address")?;
-        (h, p)
+        (h, p, true)
     } else {
-        s.rsplit_once(':').ok_or("missing port")?
+        let (h, p) = s.rsplit_once(':').ok_or("missing port")?;
+        (h, p, false)
     };
     let port: u16 = port
         .parse()
@@ -184,15 +185,33 @@ fn split_host_port(s: &str) -> Result<(String, u16), String> {
     if port == 0 {
         return Err("port 0".into());
     }
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
-    if !valid {
+    if !valid_host(host, bracketed) {
         return Err(format!("bad host `{}`", truncate(host, 32)));
     }
     Ok((host.to_ascii_lowercase(), port))
+}
+
+/// An IPv6 address (only in brackets), an IPv4 address, or a DNS name that is not a mangled
+/// IPv4 address (`1.2.3`).
+fn valid_host(host: &str, bracketed: bool) -> bool {
+    if bracketed {
+        return host.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    let labels_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    labels_ok
+        && !host
+            .split('.')
+            .all(|l| l.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -230,6 +249,12 @@ mod tests {
             "socks5://user:p%40ss@example.com:1080"
         );
         assert!(!format!("{e:?}").contains("p@ss"));
+        assert_eq!(
+            Endpoint::parse("proxy-1.example.net:80", Protocol::Http)
+                .unwrap()
+                .key(),
+            "http://proxy-1.example.net:80"
+        );
         let e = Endpoint::parse("[::1]:3128", Protocol::Https).unwrap();
         assert_eq!(e.key(), "https://[::1]:3128");
     }
@@ -246,6 +271,10 @@ mod tests {
             "<html>",
             "a b:80",
             "\u{0}:80",
+            "1.2.3:4:5",
+            "1.2.3:80",
+            "[zz]:80",
+            "a..b:80",
         ] {
             assert!(
                 Endpoint::parse(bad, Protocol::Http).is_err(),

@@ -1,1 +1,60 @@
-//! todo
+//! The binary's start-up: a bad config stops it with one clear line and exit code 2.
+
+use std::process::Command;
+
+fn run_with_config(text: Option<&str>) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxyvisor.toml");
+    if let Some(text) = text {
+        std::fs::write(&path, text).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_proxyvisor"))
+        .arg("--config")
+        .arg(&path)
+        .env_remove("DATABASE_URL")
+        .env_remove("PORT")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unknown_keys_bad_values_and_missing_files_exit_2_naming_the_culprit() {
+    let cases = [
+        (Some("[tiers]\nprimary_targett = 5\n"), "primary_targett"),
+        (
+            Some("[validation]\nconcurrency = \"lots\"\n"),
+            "concurrency",
+        ),
+        (
+            Some("[validation]\nconcurrency = 0\n"),
+            "validation.concurrency",
+        ),
+        (Some("[database]\nurl = \"mysql://x\"\n"), "database.url"),
+        (Some("[server]\nbind = \"not an address\"\n"), "server.bind"),
+        (Some("[[sources]]\nname = \"a\"\nkind = \"plain\"\n"), "url"),
+        (Some("this is not toml ]]]"), "proxyvisor.toml"),
+        (None, "proxyvisor.toml"),
+    ];
+    for (text, culprit) in cases {
+        let (code, stderr) = run_with_config(text);
+        assert_eq!(code, Some(2), "{text:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{text:?}: one line expected, got {stderr}");
+        assert!(lines[0].contains(culprit), "{text:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_bad_port_variable_exits_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_proxyvisor"))
+        .env("PORT", "eighty")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PORT"));
+}
