@@ -36,7 +36,8 @@ fn tiers_json(shared: &Shared, snap: &PoolSnapshot) -> serde_json::Value {
     let c = snap.counts;
     let tier = |count: usize, target: usize| json!({"count": count, "target": target, "met": count >= target});
     json!({
-        "primary": tier(c.primary, t.primary_target),
+        // primary_target is a cap (the best N), not a goal: no "met".
+        "primary": {"count": c.primary, "target": t.primary_target},
         "standby": tier(c.standby, t.standby_target),
         "emergency": tier(c.emergency, t.emergency_target),
         "fresh": c.fresh,
