@@ -31,7 +31,7 @@ enum Fetched {
         list: source_list::ParsedList,
         validators: Validators,
     },
-    NotModified,
+    NotModified(Validators),
     MetaUnchanged,
 }
 
@@ -97,21 +97,25 @@ impl SourceFetcher {
                         list.samples.join("; ")
                     );
                 }
-                log::info!("source {name}: {} proxies listed", list.proxies.len());
+                // An answer with nothing usable is a failure: the pool keeps what it has rather
+                // than treat the list as empty.
+                let error = (list.proxies.is_empty() && list.skipped > 0)
+                    .then(|| "no valid proxy in the answer".to_string());
+                match &error {
+                    Some(e) => log::warn!("source {name}: {e}; pool kept as it is"),
+                    None => log::info!("source {name}: {} proxies listed", list.proxies.len()),
+                }
                 self.shared.board.source(name, |s| {
-                    s.status = "ok".into();
-                    s.error = None;
+                    s.status = if error.is_some() { "error" } else { "ok" }.into();
                     s.last_fetch_at = Some(now.clone());
-                    s.last_ok_at = Some(now);
+                    if error.is_none() {
+                        s.last_ok_at = Some(now);
+                    }
+                    s.error = error.clone();
                     s.proxies = list.proxies.len();
                     s.skipped = list.skipped;
                 });
-                if list.proxies.is_empty() && list.skipped > 0 {
-                    // Nothing usable: keep the pool as it is rather than treat the list as empty.
-                    self.shared.board.source(name, |s| {
-                        s.status = "error".into();
-                        s.error = Some("no valid proxy in the answer".into());
-                    });
+                if error.is_some() {
                     return;
                 }
                 if let Some(balancer) = self.shared.registry.balancer() {
@@ -124,7 +128,10 @@ impl SourceFetcher {
             }
             Ok(unchanged) => {
                 let status = match unchanged {
-                    Fetched::NotModified => "not_modified",
+                    Fetched::NotModified(validators) => {
+                        self.validators.insert(name.clone(), validators);
+                        "not_modified"
+                    }
                     _ => "unchanged",
                 };
                 log::debug!("source {name}: {status}");
@@ -190,7 +197,7 @@ async fn fetch_source(
     }
     let (headers, body) = match get_body(request, source.max_bytes).await {
         Ok(r) => r,
-        Err(e) if e == NOT_MODIFIED => return Ok(Fetched::NotModified),
+        Err(e) if e == NOT_MODIFIED => return Ok(Fetched::NotModified(validators)),
         Err(e) => {
             // The meta said "changed" but the list failed: look again next time.
             return Err(e);

@@ -5,9 +5,9 @@
 mod support;
 
 mod cli;
-mod hostile_sources;
 mod params;
 mod pipeline;
+mod sources;
 mod supervision;
 
 use support::farm::{Farm, ORIGIN_BODY};
