@@ -62,6 +62,7 @@ impl Application {
             records.len()
         );
         let admin_token = admin_token(&config, &store.backend().data_dir())?;
+        raise_open_files_limit(config.validation.concurrency);
         let snapshot = PoolSnapshot::build(records.iter(), Counters::default(), now_ms(), None);
         let board = StatusBoard::default();
         board.store(|s| {
@@ -145,6 +146,20 @@ impl Application {
         }
         self.actors.stop();
         result
+    }
+}
+
+/// Each check holds up to two sockets; the usual soft limit of 1024 open files would make
+/// checks fail for our own lack of sockets, which would wrongly kill proxies.
+fn raise_open_files_limit(concurrency: usize) {
+    let needed = concurrency as u64 * 2 + 256;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < needed => log::warn!(
+            "open files limit is {limit}; validation.concurrency = {concurrency} may need {needed}: \
+             lower the concurrency or raise the limit (ulimit -n)"
+        ),
+        Ok(limit) => log::debug!("open files limit: {limit}"),
+        Err(e) => log::warn!("cannot read or raise the open files limit: {e}"),
     }
 }
 
