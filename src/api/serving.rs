@@ -43,33 +43,39 @@ fn parse_ask(q: &HashMap<String, String>, shared: &Shared) -> Result<Ask, ApiErr
     )
     .map_err(ApiError::BadRequest)?;
     let nonempty = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let strategy = match nonempty("strategy") {
-        None => Strategy::Fastest,
-        Some(s) => Strategy::parse(s).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "unknown strategy `{}`: use fastest, cheapest, random or least_loaded",
-                clip(s)
-            ))
-        })?,
-    };
-    let protocol = match nonempty("protocol") {
-        None => None,
-        Some(p) => Some(Protocol::parse(p).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "unknown protocol `{}`: use http, https, socks4 or socks5",
-                clip(p)
-            ))
-        })?),
-    };
-    let anonymity = match nonempty("anonymity") {
-        None => None,
-        Some(a) => Some(Anonymity::parse(a).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "unknown anonymity `{}`: use transparent, anonymous or elite",
-                clip(a)
-            ))
-        })?),
-    };
+    // An optional parameter with a fixed set of values; `expected` lists them for the message.
+    fn choice<T>(
+        raw: Option<&str>,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<Option<T>, ApiError> {
+        raw.map(|v| {
+            parse(v).ok_or_else(|| {
+                ApiError::BadRequest(format!("unknown {name} `{}`: use {expected}", clip(v)))
+            })
+        })
+        .transpose()
+    }
+    let strategy = choice(
+        nonempty("strategy"),
+        "strategy",
+        Strategy::parse,
+        "fastest, cheapest, random or least_loaded",
+    )?
+    .unwrap_or(Strategy::Fastest);
+    let protocol = choice(
+        nonempty("protocol"),
+        "protocol",
+        Protocol::parse,
+        "http, https, socks4 or socks5",
+    )?;
+    let anonymity = choice(
+        nonempty("anonymity"),
+        "anonymity",
+        Anonymity::parse,
+        "transparent, anonymous or elite",
+    )?;
     let country = match nonempty("country") {
         None => None,
         Some(c) if c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => {

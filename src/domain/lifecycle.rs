@@ -217,18 +217,24 @@ fn die(h: &mut Health, at: i64, rules: &Rules) -> Move {
     }
 }
 
+/// The default thresholds of the design, for unit tests of the rules.
+#[cfg(test)]
+pub fn test_rules() -> Rules {
+    Rules {
+        slow_threshold_ms: 2000,
+        flaky_below: 0.5,
+        promote_after_passes: 2,
+        dead_after_failures: 3,
+        blacklist_after_deaths: 5,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rules() -> Rules {
-        Rules {
-            slow_threshold_ms: 2000,
-            flaky_below: 0.5,
-            promote_after_passes: 2,
-            dead_after_failures: 3,
-            blacklist_after_deaths: 5,
-        }
+        test_rules()
     }
     fn pass(ms: u32) -> CheckResult {
         CheckResult {

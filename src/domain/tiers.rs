@@ -59,13 +59,7 @@ mod tests {
     use super::*;
 
     fn rules() -> Rules {
-        Rules {
-            slow_threshold_ms: 2000,
-            flaky_below: 0.5,
-            promote_after_passes: 2,
-            dead_after_failures: 3,
-            blacklist_after_deaths: 5,
-        }
+        crate::domain::lifecycle::test_rules()
     }
     fn h(tier: Tier, passes: u32, latency: u32) -> Health {
         Health {
