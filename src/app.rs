@@ -136,7 +136,14 @@ impl Application {
     /// Serves until the server is stopped (SIGINT/SIGTERM or `handle().stop()`), then writes
     /// what the pool has not yet stored.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let signals = actix_rt::spawn(async move {
+            let signal = shutdown_signal().await;
+            log::info!("{signal} received: finishing requests in flight, then writing the pool");
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        signals.abort();
         if let Some(balancer) = self.shared.registry.balancer() {
             match tokio::time::timeout(Duration::from_secs(10), balancer.send(FlushNow)).await {
                 Ok(Ok(Ok(n))) => log::info!("shutdown: {n} pending rows written"),
@@ -146,6 +153,24 @@ impl Application {
         }
         self.actors.stop();
         result
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            log::warn!("cannot listen for SIGTERM/SIGINT; stop with the server handle");
+            std::future::pending().await
+        }
     }
 }
 

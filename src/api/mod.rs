@@ -45,6 +45,9 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
     })
     .workers(workers)
     .shutdown_timeout(10)
+    // actix-server would answer SIGTERM/SIGINT by stopping the whole actix system, actors
+    // included, before the final write of the pool; `Application` handles the signals itself.
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)

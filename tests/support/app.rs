@@ -20,7 +20,7 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the application with this TOML config (its `[server] bind` is forced to port 0).
     pub async fn start(toml: &str) -> TestApp {
-        proxyvisor::checker::shared_tls_config(); // installs the rustls provider clients need
+        let client = http_client();
         let mut config = Config::from_toml(toml).expect("test config parses");
         config.server.bind = "127.0.0.1:0".into();
         config.server.admin_token = Some(ADMIN_TOKEN.into());
@@ -43,7 +43,7 @@ impl TestApp {
             .expect("application starts");
         TestApp {
             port,
-            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            client,
             handle,
             thread: Some(thread),
         }
@@ -96,6 +96,12 @@ impl TestApp {
                 .unwrap();
         }
     }
+}
+
+/// A client for talking to the app on loopback (never through an environment proxy).
+pub fn http_client() -> reqwest::Client {
+    proxyvisor::checker::shared_tls_config(); // installs the rustls provider reqwest needs
+    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 /// A database for one test: `(url, guard)`; the guard keeps a temporary folder alive.
