@@ -5,6 +5,7 @@ pub mod anonymity;
 pub mod lifecycle;
 pub mod proxy;
 pub mod record;
+pub mod resurrection;
 pub mod revalidation;
 pub mod selection;
 pub mod source_list;
