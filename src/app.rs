@@ -2,6 +2,7 @@
 //! the config and calls `Application::build`; tests build the same application on port 0.
 
 use crate::actors::messages::FlushNow;
+use crate::actors::resurrection_manager::ResurrectionManager;
 use crate::actors::supervisor::{ChildSpec, Supervisor};
 use crate::actors::{
     source_fetcher::SourceFetcher, tier_balancer::TierBalancer, validator_pool::ValidatorPool,
@@ -72,6 +73,7 @@ impl Application {
         let shared = Arc::new(Shared {
             config: config.clone(),
             snapshot: arc_swap::ArcSwap::from_pointee(snapshot),
+            resurrection: Default::default(),
             board,
             registry: Default::default(),
             store,
@@ -88,6 +90,10 @@ impl Application {
             ChildSpec {
                 name: crate::actors::validator_pool::NAME,
                 start: ValidatorPool::start,
+            },
+            ChildSpec {
+                name: crate::actors::resurrection_manager::NAME,
+                start: ResurrectionManager::start,
             },
             ChildSpec {
                 name: crate::actors::source_fetcher::NAME,

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct Shared {
     pub config: Arc<Config>,
     pub snapshot: ArcSwap<PoolSnapshot>,
+    /// Published by the ResurrectionManager.
+    pub resurrection: ArcSwap<crate::actors::resurrection_manager::ResurrectionStats>,
     pub board: StatusBoard,
     pub registry: Registry,
     pub store: Store,

@@ -52,3 +52,20 @@ pub struct FetchNow(pub String);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Crash;
+
+/// Changes of the dead set (TierBalancer → ResurrectionManager).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum DeadEvent {
+    /// The proxy died (again): schedule its re-check.
+    Died {
+        key: String,
+        endpoint: Endpoint,
+        deaths: u32,
+        at: i64,
+    },
+    /// A re-check passed.
+    Resurrected { key: String },
+    /// Blacklisted or dropped: never re-check.
+    Gone { key: String },
+}

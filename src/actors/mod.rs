@@ -3,6 +3,7 @@
 
 pub mod messages;
 pub mod registry;
+pub mod resurrection_manager;
 pub mod source_fetcher;
 pub mod supervisor;
 pub mod tier_balancer;

@@ -2,6 +2,7 @@
 //! so nobody holds a stale `Addr` to a dead one.
 
 use super::messages::Crash;
+use super::resurrection_manager::ResurrectionManager;
 use super::source_fetcher::SourceFetcher;
 use super::tier_balancer::TierBalancer;
 use super::validator_pool::ValidatorPool;
@@ -14,6 +15,7 @@ pub struct Registry {
     pub balancer: ArcSwapOption<Addr<TierBalancer>>,
     pub validator: ArcSwapOption<Addr<ValidatorPool>>,
     pub fetcher: ArcSwapOption<Addr<SourceFetcher>>,
+    pub resurrection: ArcSwapOption<Addr<ResurrectionManager>>,
 }
 
 fn get<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>) -> Option<Addr<A>> {
@@ -32,6 +34,9 @@ impl Registry {
     pub fn fetcher(&self) -> Option<Addr<SourceFetcher>> {
         get(&self.fetcher)
     }
+    pub fn resurrection(&self) -> Option<Addr<ResurrectionManager>> {
+        get(&self.resurrection)
+    }
 
     pub fn set<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>, addr: &Addr<A>) {
         slot.store(Some(Arc::new(addr.clone())));
@@ -43,6 +48,9 @@ impl Registry {
             super::tier_balancer::NAME => self.balancer().map(|a| a.do_send(Crash)).is_some(),
             super::validator_pool::NAME => self.validator().map(|a| a.do_send(Crash)).is_some(),
             super::source_fetcher::NAME => self.fetcher().map(|a| a.do_send(Crash)).is_some(),
+            super::resurrection_manager::NAME => {
+                self.resurrection().map(|a| a.do_send(Crash)).is_some()
+            }
             _ => false,
         }
     }

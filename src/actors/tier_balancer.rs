@@ -3,7 +3,7 @@
 //! each verdict through the lifecycle rules, keeps primary at its target, publishes the immutable
 //! snapshot the API serves from, and writes changes behind to the store in batches.
 
-use super::messages::{CheckBatch, CheckJob, Crash, FlushNow, SourceList, Verdict};
+use super::messages::{CheckBatch, CheckJob, Crash, DeadEvent, FlushNow, SourceList, Verdict};
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::lifecycle::{apply_check, CheckResult, Health, Move, Rules, Tier};
 use crate::domain::record::ProxyRecord;
@@ -228,6 +228,22 @@ impl TierBalancer {
             Move::Blacklisted => self.counters.blacklisted += 1,
             _ => {}
         }
+        let event = match mv {
+            Move::Died => Some(DeadEvent::Died {
+                key: v.key.clone(),
+                endpoint: rec.endpoint.clone(),
+                deaths: rec.health.deaths,
+                at: v.at,
+            }),
+            Move::Joined if before == Tier::Dead => {
+                Some(DeadEvent::Resurrected { key: v.key.clone() })
+            }
+            Move::Blacklisted => Some(DeadEvent::Gone { key: v.key.clone() }),
+            _ => None,
+        };
+        if let (Some(event), Some(manager)) = (event, self.shared.registry.resurrection()) {
+            manager.do_send(event);
+        }
         if matches!(mv, Move::Died | Move::Blacklisted | Move::Demoted) && before.is_serving() {
             log::info!(
                 "{NAME}: {} {} → {} ({})",
@@ -300,7 +316,11 @@ impl TierBalancer {
             })
             .map(|(k, _)| k.clone())
             .collect();
+        let manager = self.shared.registry.resurrection();
         for k in &gone {
+            if let Some(m) = &manager {
+                m.do_send(DeadEvent::Gone { key: k.clone() });
+            }
             self.pool.remove(k);
             self.dirty.remove(k);
             self.in_flight.remove(k);

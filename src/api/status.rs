@@ -11,6 +11,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/health", web::get().to(live))
         .route("/stats", web::get().to(stats))
         .route("/api/ultra/stats", web::get().to(ultra_stats))
+        .route("/api/resurrection/stats", web::get().to(resurrection_stats))
         .route("/api/health/comprehensive", web::get().to(comprehensive));
 }
 
@@ -67,6 +68,15 @@ async fn ultra_stats(shared: web::Data<Shared>) -> HttpResponse {
         "published_at": rfc3339(snap.published_at),
         "last_source_update": rfc3339_opt(snap.last_source_update),
     }))
+}
+
+async fn resurrection_stats(shared: web::Data<Shared>) -> HttpResponse {
+    let stats = shared.resurrection.load_full();
+    let snap = shared.snapshot();
+    let mut body = serde_json::to_value(&*stats).unwrap_or_default();
+    body["dead"] = snap.counts.dead.into();
+    body["blacklisted"] = snap.counts.blacklisted.into();
+    HttpResponse::Ok().json(body)
 }
 
 /// `critical` (503) when an actor has failed or no proxy serves although checks have run;

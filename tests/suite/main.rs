@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod params;
 mod pipeline;
+mod resurrection;
 mod shutdown;
 mod sources;
 mod supervision;

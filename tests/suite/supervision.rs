@@ -58,7 +58,12 @@ async fn a_panicking_actor_is_restarted_while_the_api_keeps_serving() {
         })
     };
 
-    for name in ["tier_balancer", "validator_pool", "source_fetcher"] {
+    for name in [
+        "tier_balancer",
+        "validator_pool",
+        "resurrection_manager",
+        "source_fetcher",
+    ] {
         let (status, _) = app
             .admin_post(&format!("/api/admin/actors/{name}/crash"))
             .await;

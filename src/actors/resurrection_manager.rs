@@ -1,0 +1,198 @@
+//! The ResurrectionManager gives dead proxies their second chance: death number n is re-checked
+//! `resurrection.delays_secs[n-1]` after it died (through the ValidatorPool; the verdict goes to
+//! the TierBalancer like any other). The schedule is derived from what the store keeps (death
+//! count and time of death), so it survives restarts. Blacklisted proxies are never scheduled.
+
+use super::messages::{CheckBatch, CheckJob, Crash, DeadEvent};
+use crate::clock::now_ms;
+use crate::domain::lifecycle::Tier;
+use crate::domain::proxy::Endpoint;
+use crate::domain::resurrection::due_at;
+use crate::state::Shared;
+use actix::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const NAME: &str = "resurrection_manager";
+const TICK: Duration = Duration::from_millis(100);
+
+struct Entry {
+    endpoint: Endpoint,
+    deaths: u32,
+    due_at: i64,
+}
+
+/// What `GET /api/resurrection/stats` shows.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ResurrectionStats {
+    /// Dead proxies by death number ("1": waiting for their first re-check, ...).
+    pub dead_by_death: BTreeMap<u32, usize>,
+    pub waiting: usize,
+    pub due_now: usize,
+    pub next_due_at: Option<String>,
+    pub attempts: u64,
+    pub successes: u64,
+    pub resurrection_rate: f64,
+}
+
+pub struct ResurrectionManager {
+    shared: Arc<Shared>,
+    delays_ms: Vec<u64>,
+    schedule: HashMap<String, Entry>,
+    in_flight: HashSet<String>,
+    attempts: u64,
+    successes: u64,
+}
+
+impl ResurrectionManager {
+    pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
+        let s = shared.clone();
+        let addr = Self::start_in_arbiter(arbiter, move |_| ResurrectionManager::new(s));
+        super::registry::Registry::set(&shared.registry.resurrection, &addr);
+        Box::new(move || addr.connected())
+    }
+
+    fn new(shared: Arc<Shared>) -> Self {
+        let delays_ms = shared
+            .config
+            .resurrection
+            .delays_secs
+            .iter()
+            .map(|s| (s * 1000.0) as u64)
+            .collect();
+        // Attempts and successes survive a restart of this actor through the published stats.
+        let old = shared.resurrection.load_full();
+        ResurrectionManager {
+            shared,
+            delays_ms,
+            schedule: HashMap::new(),
+            in_flight: HashSet::new(),
+            attempts: old.attempts,
+            successes: old.successes,
+        }
+    }
+
+    fn schedule(&mut self, key: String, endpoint: Endpoint, deaths: u32, dead_since: i64) {
+        let due = due_at(deaths, dead_since, &self.delays_ms);
+        self.in_flight.remove(&key);
+        self.schedule.insert(
+            key,
+            Entry {
+                endpoint,
+                deaths,
+                due_at: due,
+            },
+        );
+    }
+
+    fn tick(&mut self) {
+        let now = now_ms();
+        let due: Vec<CheckJob> = self
+            .schedule
+            .iter()
+            .filter(|(k, e)| e.due_at <= now && !self.in_flight.contains(*k))
+            .map(|(k, e)| CheckJob {
+                key: k.clone(),
+                endpoint: e.endpoint.clone(),
+                judge: false,
+            })
+            .collect();
+        if !due.is_empty() {
+            if let Some(validator) = self.shared.registry.validator() {
+                self.attempts += due.len() as u64;
+                for job in &due {
+                    self.in_flight.insert(job.key.clone());
+                }
+                log::debug!("{NAME}: re-checking {} dead proxies", due.len());
+                validator.do_send(CheckBatch(due));
+            }
+        }
+        self.publish(now);
+    }
+
+    fn publish(&self, now: i64) {
+        let mut stats = ResurrectionStats {
+            attempts: self.attempts,
+            successes: self.successes,
+            resurrection_rate: if self.attempts == 0 {
+                0.0
+            } else {
+                self.successes as f64 / self.attempts as f64
+            },
+            waiting: self.schedule.len(),
+            ..Default::default()
+        };
+        let mut next: Option<i64> = None;
+        for e in self.schedule.values() {
+            *stats.dead_by_death.entry(e.deaths).or_default() += 1;
+            if e.due_at <= now {
+                stats.due_now += 1;
+            } else {
+                next = Some(next.map_or(e.due_at, |n| n.min(e.due_at)));
+            }
+        }
+        stats.next_due_at = next.map(crate::clock::rfc3339);
+        self.shared.resurrection.store(Arc::new(stats));
+    }
+}
+
+impl Actor for ResurrectionManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        let store = self.shared.store.clone();
+        let load =
+            async move { tokio::task::spawn_blocking(move || crate::app::load_pool(&store)).await };
+        ctx.wait(load.into_actor(self).map(|r, act, _| match r {
+            Ok(Ok(records)) => {
+                for r in records.into_iter().filter(|r| r.health.tier == Tier::Dead) {
+                    let since = r
+                        .health
+                        .dead_since
+                        .or(r.health.last_checked_at)
+                        .unwrap_or(0);
+                    act.schedule(r.key(), r.endpoint, r.health.deaths, since);
+                }
+                log::info!("{NAME}: {} dead proxies scheduled", act.schedule.len());
+            }
+            Ok(Err(e)) => log::error!("{NAME}: cannot load the dead proxies: {e}"),
+            Err(e) => log::error!("{NAME}: loading panicked: {e}"),
+        }));
+        ctx.run_interval(TICK, |act, _| act.tick());
+    }
+}
+
+impl Handler<DeadEvent> for ResurrectionManager {
+    type Result = ();
+    fn handle(&mut self, msg: DeadEvent, _: &mut Self::Context) {
+        match msg {
+            DeadEvent::Died {
+                key,
+                endpoint,
+                deaths,
+                at,
+            } => self.schedule(key, endpoint, deaths, at),
+            DeadEvent::Resurrected { key } => {
+                if self.schedule.remove(&key).is_some() {
+                    self.successes += 1;
+                    log::info!("{NAME}: {key} resurrected");
+                }
+                self.in_flight.remove(&key);
+            }
+            DeadEvent::Gone { key } => {
+                self.schedule.remove(&key);
+                self.in_flight.remove(&key);
+            }
+        }
+    }
+}
+
+impl Handler<Crash> for ResurrectionManager {
+    type Result = ();
+    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
+        super::crash(NAME);
+    }
+}
