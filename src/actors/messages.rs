@@ -69,3 +69,12 @@ pub enum DeadEvent {
     /// Blacklisted or dropped: never re-check.
     Gone { key: String },
 }
+
+/// A client's feedback on a proxy, counted as a check (API → TierBalancer). Answers whether the
+/// proxy is known.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct Report {
+    pub key: String,
+    pub ok: bool,
+}

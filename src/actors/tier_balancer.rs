@@ -3,7 +3,9 @@
 //! each verdict through the lifecycle rules, keeps primary at its target, publishes the immutable
 //! snapshot the API serves from, and writes changes behind to the store in batches.
 
-use super::messages::{CheckBatch, CheckJob, Crash, DeadEvent, FlushNow, SourceList, Verdict};
+use super::messages::{
+    CheckBatch, CheckJob, Crash, DeadEvent, FlushNow, Report, SourceList, Verdict,
+};
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::lifecycle::{apply_check, CheckResult, Health, Move, Rules, Tier};
 use crate::domain::record::ProxyRecord;
@@ -456,6 +458,31 @@ impl Handler<Verdict> for TierBalancer {
     type Result = ();
     fn handle(&mut self, msg: Verdict, _: &mut Self::Context) {
         self.on_verdict(msg);
+    }
+}
+
+/// Client feedback counts as a check at the time of the report; a passing report keeps the
+/// proxy's last measured latency.
+impl Handler<Report> for TierBalancer {
+    type Result = bool;
+    fn handle(&mut self, msg: Report, _: &mut Self::Context) -> bool {
+        let Some(rec) = self.pool.get(&msg.key) else {
+            return false;
+        };
+        let latency_ms = rec.health.latency_ms.unwrap_or(0);
+        let failure = (!msg.ok).then(|| "reported failing by a client".to_string());
+        self.on_verdict(Verdict {
+            key: msg.key,
+            outcome: crate::checker::Outcome {
+                ok: msg.ok,
+                latency_ms,
+                status: None,
+                failure,
+            },
+            anonymity: None,
+            at: now_ms(),
+        });
+        true
     }
 }
 

@@ -16,7 +16,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/proxy/alive", web::get().to(alive))
         .route("/api/proxies", web::get().to(proxies))
         .route("/list", web::get().to(list))
-        .route("/random", web::get().to(random));
+        .route("/random", web::get().to(random))
+        .route("/api/proxy/report", web::post().to(report));
 }
 
 type Params = web::Query<HashMap<String, String>>;
@@ -296,4 +297,52 @@ async fn random(req: HttpRequest, shared: web::Data<Shared>) -> Result<HttpRespo
             .body(format!("{}\n", s.url))),
         None => Err(ApiError::Unavailable("no working proxy right now".into())),
     }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportBody {
+    proxy: String,
+    ok: bool,
+    /// What the client was reaching (kept for the log only).
+    #[serde(default)]
+    target: Option<String>,
+}
+
+/// `POST /api/proxy/report`: a client's verdict on a proxy counts as a check of it.
+async fn report(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<ReportBody>,
+) -> Result<HttpResponse, ApiError> {
+    require_client(&req, &shared)?;
+    let body = body.into_inner();
+    let endpoint = crate::domain::proxy::Endpoint::parse(&body.proxy, Protocol::Http)
+        .map_err(|e| ApiError::BadRequest(format!("`proxy` is not a proxy URL: {e}")))?;
+    let key = endpoint.key();
+    let balancer = shared
+        .registry
+        .balancer()
+        .ok_or_else(|| ApiError::Unavailable("the pool is restarting; try again".into()))?;
+    let known = balancer
+        .send(crate::actors::messages::Report {
+            key: key.clone(),
+            ok: body.ok,
+        })
+        .await
+        .map_err(|_| ApiError::Unavailable("the pool is restarting; try again".into()))?;
+    if !known {
+        return Err(ApiError::NotFound(format!("no proxy {key} in the pool")));
+    }
+    log::info!(
+        "report: {key} {} by a client{}",
+        if body.ok { "works" } else { "fails" },
+        // Only the host: a target URL's path or query may hold a secret.
+        body.target
+            .as_deref()
+            .and_then(|t| url::Url::parse(t).ok())
+            .and_then(|u| u.host_str().map(|h| format!(" (target host {})", clip(h))))
+            .unwrap_or_default()
+    );
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"proxy": key, "counted": true})))
 }

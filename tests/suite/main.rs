@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod feedback;
 mod params;
 mod pipeline;
 mod resurrection;
