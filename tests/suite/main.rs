@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod feedback;
+mod never_empty;
 mod params;
 mod pipeline;
 mod resurrection;
