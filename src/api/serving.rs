@@ -44,20 +44,6 @@ fn parse_ask(q: &HashMap<String, String>, shared: &Shared) -> Result<Ask, ApiErr
     )
     .map_err(ApiError::BadRequest)?;
     let nonempty = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    // An optional parameter with a fixed set of values; `expected` lists them for the message.
-    fn choice<T>(
-        raw: Option<&str>,
-        name: &str,
-        parse: fn(&str) -> Option<T>,
-        expected: &str,
-    ) -> Result<Option<T>, ApiError> {
-        raw.map(|v| {
-            parse(v).ok_or_else(|| {
-                ApiError::BadRequest(format!("unknown {name} `{}`: use {expected}", clip(v)))
-            })
-        })
-        .transpose()
-    }
     let strategy = choice(
         nonempty("strategy"),
         "strategy",
@@ -77,47 +63,33 @@ fn parse_ask(q: &HashMap<String, String>, shared: &Shared) -> Result<Ask, ApiErr
         Anonymity::parse,
         "transparent, anonymous or elite",
     )?;
-    let country = match nonempty("country") {
-        None => None,
-        Some(c) if c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => {
-            Some(c.to_ascii_uppercase())
-        }
-        Some(c) => {
-            return Err(ApiError::BadRequest(format!(
-                "`country` must be a two-letter ISO code, got `{}`",
-                clip(c)
-            )))
-        }
-    };
-    let profile = match nonempty("profile") {
-        None => None,
-        Some(p)
-            if shared
-                .config
-                .validation
-                .profiles
-                .iter()
-                .any(|x| x.name == p) =>
-        {
-            Some(p.to_string())
-        }
-        Some(p) => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown profile `{}`",
-                clip(p)
-            )))
-        }
-    };
-    let detail = match nonempty("detail") {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
-        Some(d) => {
-            return Err(ApiError::BadRequest(format!(
-                "`detail` must be true or false, got `{}`",
-                clip(d)
-            )))
-        }
-    };
+    let country = choice(
+        nonempty("country"),
+        "country",
+        |c| {
+            (c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()))
+                .then(|| c.to_ascii_uppercase())
+        },
+        "a two-letter ISO code",
+    )?;
+    let profiles = &shared.config.validation.profiles;
+    let profile = choice(
+        nonempty("profile"),
+        "profile",
+        |p| profiles.iter().any(|x| x.name == p).then(|| p.to_string()),
+        "a name from [[validation.profiles]]",
+    )?;
+    let detail = choice(
+        nonempty("detail"),
+        "detail",
+        |d| match d {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        },
+        "true or false",
+    )?
+    .unwrap_or(false);
     Ok(Ask {
         count,
         strategy,
@@ -129,6 +101,21 @@ fn parse_ask(q: &HashMap<String, String>, shared: &Shared) -> Result<Ask, ApiErr
         profile,
         detail,
     })
+}
+
+/// An optional parameter with a fixed set of values; `expected` lists them for the message.
+fn choice<T>(
+    raw: Option<&str>,
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    raw.map(|v| {
+        parse(v).ok_or_else(|| {
+            ApiError::BadRequest(format!("unknown {name} `{}`: use {expected}", clip(v)))
+        })
+    })
+    .transpose()
 }
 
 fn clip(s: &str) -> String {

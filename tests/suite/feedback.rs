@@ -1,11 +1,9 @@
 //! Client feedback: a proxy that users report broken leaves the serving tiers at once, without
 //! waiting for its re-check.
 
-use crate::farm_config;
-use crate::support::app::{sqlite_db, TestApp};
-use crate::support::farm::{Anonymity, Behaviour, Farm};
-use crate::support::source::SourceServer;
+use crate::support::app::TestApp;
 use crate::support::wait;
+use crate::{start_serving, Running};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -23,24 +21,15 @@ async fn report(app: &TestApp, body: Value) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reported_failures_count_as_checks() {
-    let farm = Farm::start(&[
-        (Behaviour::Good, Anonymity::Elite, 0),
-        (Behaviour::Good, Anonymity::Elite, 0),
-    ])
-    .await;
-    let source = SourceServer::start().await;
-    source.set_body("/list.txt", farm.plain_list());
-    let (url, _db) = sqlite_db();
     // No re-checks during the test: only reports can move the proxies.
-    let config = farm_config(&url, &source.url("/list.txt"), &farm, "")
-        .replace(
+    let Running {
+        farm, app, db: _db, ..
+    } = start_serving(&[0, 0], |c| {
+        c.replace(
             "revalidate_interval_secs = 1",
             "revalidate_interval_secs = 3600",
         )
-        .replace("promote_after_passes = 2", "promote_after_passes = 1");
-    let app = TestApp::start(&config).await;
-    wait::until("both proxies to serve", Duration::from_secs(20), || async {
-        (app.serving().await.len() == 2).then_some(())
+        .replace("promote_after_passes = 2", "promote_after_passes = 1")
     })
     .await;
     let victim = farm.proxies[0].url();

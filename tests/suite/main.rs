@@ -58,3 +58,42 @@ delays_secs = [3600]
         judge = farm.origin.url("/judge"),
     )
 }
+
+/// A running world: the farm, the source serving its plain list, and the app on a fresh SQLite
+/// store, returned once every proxy of the farm serves. Keep `db` bound (`db: _db`): dropping it
+/// deletes the store's folder.
+pub struct Running {
+    pub farm: Farm,
+    pub source: support::source::SourceServer,
+    pub app: support::app::TestApp,
+    pub db: support::app::TestDb,
+}
+
+/// Starts a farm of good proxies with these latencies and the app on `farm_config`, passed
+/// through `edit` (to change a setting), and waits until every proxy serves.
+pub async fn start_serving(latencies_ms: &[u64], edit: impl FnOnce(String) -> String) -> Running {
+    use support::farm::{Anonymity, Behaviour};
+    let spec: Vec<_> = latencies_ms
+        .iter()
+        .map(|&ms| (Behaviour::Good, Anonymity::Elite, ms))
+        .collect();
+    let farm = Farm::start(&spec).await;
+    let source = support::source::SourceServer::start().await;
+    source.set_body("/list.txt", farm.plain_list());
+    let (url, db) = support::app::sqlite_db();
+    let config = edit(farm_config(&url, &source.url("/list.txt"), &farm, ""));
+    let app = support::app::TestApp::start(&config).await;
+    let n = latencies_ms.len();
+    support::wait::until(
+        "the farm to serve",
+        std::time::Duration::from_secs(20),
+        || async { (app.serving().await.len() == n).then_some(()) },
+    )
+    .await;
+    Running {
+        farm,
+        source,
+        app,
+        db,
+    }
+}

@@ -1,30 +1,17 @@
 //! Never empty: when the whole farm dies under a running service, answers are filled with the
 //! most recently working dead proxies and say `degraded`; health turns critical.
 
-use crate::farm_config;
-use crate::support::app::{sqlite_db, TestApp};
-use crate::support::farm::{Anonymity, Behaviour, Farm};
-use crate::support::source::SourceServer;
+use crate::support::farm::Behaviour;
 use crate::support::wait;
+use crate::{start_serving, Running};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_farm_still_gets_answers_marked_degraded() {
-    let farm = Farm::start(&[
-        (Behaviour::Good, Anonymity::Elite, 0),
-        (Behaviour::Good, Anonymity::Elite, 0),
-        (Behaviour::Good, Anonymity::Elite, 0),
-    ])
-    .await;
-    let source = SourceServer::start().await;
-    source.set_body("/list.txt", farm.plain_list());
-    let (url, _db) = sqlite_db();
-    let app = TestApp::start(&farm_config(&url, &source.url("/list.txt"), &farm, "")).await;
-    wait::until("the farm to serve", Duration::from_secs(20), || async {
-        (app.serving().await.len() == 3).then_some(())
-    })
-    .await;
+    let Running {
+        farm, app, db: _db, ..
+    } = start_serving(&[0, 0, 0], |c| c).await;
     let (code, health) = app.get_json("/api/health/comprehensive").await;
     assert_eq!((code, &health["status"]), (200, &"ok".into()), "{health}");
 

@@ -1,11 +1,10 @@
 //! The Supervisor restarts an actor that panics, with its state reloaded, while the API keeps
 //! answering.
 
-use crate::farm_config;
-use crate::support::app::{sqlite_db, TestApp};
-use crate::support::farm::{Anonymity, Behaviour, Farm};
-use crate::support::source::SourceServer;
+use crate::support::app::TestApp;
+use crate::support::farm::Behaviour;
 use crate::support::wait;
+use crate::{start_serving, Running};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,26 +20,13 @@ async fn actor(app: &TestApp, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_actor_is_restarted_while_the_api_keeps_serving() {
-    let farm = Farm::start(&[
-        (Behaviour::Good, Anonymity::Elite, 0),
-        (Behaviour::Good, Anonymity::Elite, 20),
-        (Behaviour::Good, Anonymity::Elite, 40),
-    ])
-    .await;
-    let source = SourceServer::start().await;
-    source.set_body("/list.txt", farm.plain_list());
-    let (url, _db) = sqlite_db();
-    let config = farm_config(
-        &url,
-        &source.url("/list.txt"),
-        &farm,
-        "[supervision]\nfault_injection = true\n",
-    );
-    let app = Arc::new(TestApp::start(&config).await);
-    wait::until("the farm to be served", Duration::from_secs(20), || async {
-        (app.serving().await.len() == 3).then_some(())
+    let Running {
+        farm, app, db: _db, ..
+    } = start_serving(&[0, 20, 40], |c| {
+        c + "[supervision]\nfault_injection = true\n"
     })
     .await;
+    let app = Arc::new(app);
 
     // A client keeps asking for proxies through every crash.
     let stop = Arc::new(AtomicBool::new(false));
