@@ -11,7 +11,7 @@ use crate::domain::resurrection::due_at;
 use crate::state::Shared;
 use actix::prelude::*;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +41,10 @@ pub struct ResurrectionManager {
     shared: Arc<Shared>,
     delays_ms: Vec<u64>,
     schedule: HashMap<String, Entry>,
-    in_flight: HashSet<String>,
+    /// Re-checks sent, with the time (unix ms) after which one is given up as lost (a verdict
+    /// can be lost when the validator restarts) and the proxy becomes due again.
+    in_flight: HashMap<String, i64>,
+    lost_after_ms: i64,
     attempts: u64,
     successes: u64,
 }
@@ -64,11 +67,13 @@ impl ResurrectionManager {
             .collect();
         // Attempts and successes survive a restart of this actor through the published stats.
         let old = shared.resurrection.load_full();
+        let lost_after_ms = 60_000 + 2 * shared.config.validation.timeout_ms as i64;
         ResurrectionManager {
             shared,
             delays_ms,
             schedule: HashMap::new(),
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
+            lost_after_ms,
             attempts: old.attempts,
             successes: old.successes,
         }
@@ -89,10 +94,11 @@ impl ResurrectionManager {
 
     fn tick(&mut self) {
         let now = now_ms();
+        self.in_flight.retain(|_, until| *until > now);
         let due: Vec<CheckJob> = self
             .schedule
             .iter()
-            .filter(|(k, e)| e.due_at <= now && !self.in_flight.contains(*k))
+            .filter(|(k, e)| e.due_at <= now && !self.in_flight.contains_key(*k))
             .map(|(k, e)| CheckJob {
                 key: k.clone(),
                 endpoint: e.endpoint.clone(),
@@ -103,7 +109,8 @@ impl ResurrectionManager {
             if let Some(validator) = self.shared.registry.validator() {
                 self.attempts += due.len() as u64;
                 for job in &due {
-                    self.in_flight.insert(job.key.clone());
+                    self.in_flight
+                        .insert(job.key.clone(), now + self.lost_after_ms);
                 }
                 log::debug!("{NAME}: re-checking {} dead proxies", due.len());
                 validator.do_send(CheckBatch(due));
