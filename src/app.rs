@@ -74,6 +74,7 @@ impl Application {
             config: config.clone(),
             snapshot: arc_swap::ArcSwap::from_pointee(snapshot),
             resurrection: Default::default(),
+            loads: Default::default(),
             board,
             registry: Default::default(),
             store,
@@ -90,6 +91,10 @@ impl Application {
             ChildSpec {
                 name: crate::actors::validator_pool::NAME,
                 start: ValidatorPool::start,
+            },
+            ChildSpec {
+                name: crate::actors::allocator::NAME,
+                start: crate::actors::allocator::Allocator::start,
             },
             ChildSpec {
                 name: crate::actors::resurrection_manager::NAME,

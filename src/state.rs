@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct Shared {
     pub config: Arc<Config>,
     pub snapshot: ArcSwap<PoolSnapshot>,
+    /// Published by the Allocator: slots in use per proxy.
+    pub loads: ArcSwap<crate::actors::allocator::Loads>,
     /// Published by the ResurrectionManager.
     pub resurrection: ArcSwap<crate::actors::resurrection_manager::ResurrectionStats>,
     pub board: StatusBoard,

@@ -78,3 +78,28 @@ pub struct Report {
     pub key: String,
     pub ok: bool,
 }
+
+/// Take a lease (API → Allocator). The lease is stored before the answer.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<crate::domain::leases::Lease, String>")]
+pub struct Allocate {
+    pub count: usize,
+    pub ttl_ms: i64,
+    pub strategy: crate::domain::selection::Strategy,
+    pub session: Option<String>,
+}
+
+/// Extend a lease; `Ok(None)` when there is no such live lease.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Option<crate::domain::leases::Lease>, String>")]
+pub struct Renew {
+    pub id: String,
+    pub ttl_ms: i64,
+}
+
+/// Give a lease back; `Ok(false)` when there is no such live lease.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<bool, String>")]
+pub struct Release {
+    pub id: String,
+}

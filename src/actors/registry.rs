@@ -1,6 +1,7 @@
 //! Where actors find each other. The Supervisor replaces an address when it restarts an actor,
 //! so nobody holds a stale `Addr` to a dead one.
 
+use super::allocator::Allocator;
 use super::messages::Crash;
 use super::resurrection_manager::ResurrectionManager;
 use super::source_fetcher::SourceFetcher;
@@ -16,6 +17,7 @@ pub struct Registry {
     pub validator: ArcSwapOption<Addr<ValidatorPool>>,
     pub fetcher: ArcSwapOption<Addr<SourceFetcher>>,
     pub resurrection: ArcSwapOption<Addr<ResurrectionManager>>,
+    pub allocator: ArcSwapOption<Addr<Allocator>>,
 }
 
 fn get<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>) -> Option<Addr<A>> {
@@ -37,6 +39,9 @@ impl Registry {
     pub fn resurrection(&self) -> Option<Addr<ResurrectionManager>> {
         get(&self.resurrection)
     }
+    pub fn allocator(&self) -> Option<Addr<Allocator>> {
+        get(&self.allocator)
+    }
 
     pub fn set<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>, addr: &Addr<A>) {
         slot.store(Some(Arc::new(addr.clone())));
@@ -48,6 +53,7 @@ impl Registry {
             super::tier_balancer::NAME => self.balancer().map(|a| a.do_send(Crash)).is_some(),
             super::validator_pool::NAME => self.validator().map(|a| a.do_send(Crash)).is_some(),
             super::source_fetcher::NAME => self.fetcher().map(|a| a.do_send(Crash)).is_some(),
+            super::allocator::NAME => self.allocator().map(|a| a.do_send(Crash)).is_some(),
             super::resurrection_manager::NAME => {
                 self.resurrection().map(|a| a.do_send(Crash)).is_some()
             }

@@ -123,7 +123,12 @@ fn clip(s: &str) -> String {
 }
 
 /// Picks proxies for a request; the fill from dead proxies applies when `allow_fill`.
-fn pick<'a>(snap: &'a PoolSnapshot, ask: &Ask, allow_fill: bool) -> Selection<'a> {
+fn pick<'a>(
+    snap: &'a PoolSnapshot,
+    loads: &crate::actors::allocator::Loads,
+    ask: &Ask,
+    allow_fill: bool,
+) -> Selection<'a> {
     if ask.profile.is_some() {
         // No proxy has passed a profile check yet: an empty, degraded answer rather than
         // proxies not known to work on that target.
@@ -133,7 +138,19 @@ fn pick<'a>(snap: &'a PoolSnapshot, ask: &Ask, allow_fill: bool) -> Selection<'a
         };
     }
     match ask.strategy {
-        Strategy::Fastest | Strategy::LeastLoaded => selection::select(
+        Strategy::LeastLoaded => {
+            // Fewest leases first; the sort is stable, so ties stay fastest first.
+            let mut order: Vec<&Served> = snap.serving.iter().collect();
+            order.sort_by_key(|s| loads.per_proxy.get(&s.url).copied().unwrap_or(0));
+            selection::select(
+                order.into_iter(),
+                &snap.fill,
+                &ask.filter,
+                ask.count,
+                allow_fill,
+            )
+        }
+        Strategy::Fastest => selection::select(
             snap.serving.iter(),
             &snap.fill,
             &ask.filter,
@@ -219,7 +236,8 @@ async fn alive(
     require_client(&req, &shared)?;
     let ask = parse_ask(&q, &shared)?;
     let snap = shared.snapshot();
-    let sel = pick(&snap, &ask, true);
+    let loads = shared.loads.load();
+    let sel = pick(&snap, &loads, &ask, true);
     let mut used = TiersUsed::default();
     for s in &sel.proxies {
         match s.tier {
@@ -250,7 +268,8 @@ async fn proxies(
     require_client(&req, &shared)?;
     let ask = parse_ask(&q, &shared)?;
     let snap = shared.snapshot();
-    let sel = pick(&snap, &ask, true);
+    let loads = shared.loads.load();
+    let sel = pick(&snap, &loads, &ask, true);
     let urls: Vec<&str> = sel.proxies.iter().map(|s| s.url.as_str()).collect();
     Ok(HttpResponse::Ok().json(urls))
 }

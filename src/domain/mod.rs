@@ -2,6 +2,7 @@
 //! of rules and its unit tests.
 
 pub mod anonymity;
+pub mod leases;
 pub mod lifecycle;
 pub mod proxy;
 pub mod record;

@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel::upsert::excluded;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use models::ProxyRow;
-use schema::proxies;
+use models::{LeaseRow, ProxyRow};
+use schema::{leases, proxies};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -258,6 +258,44 @@ impl Store {
                 }
                 Ok::<_, diesel::result::Error>(())
             })?,
+        }
+        Ok(())
+    }
+
+    pub fn load_leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = on_conn!(&mut *conn, |c| leases::table
+            .select(LeaseRow::as_select())
+            .load(c))?;
+        Ok(rows)
+    }
+
+    pub fn insert_lease(&self, row: &LeaseRow) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        on_conn!(&mut *conn, |c| diesel::insert_into(leases::table)
+            .values(row)
+            .execute(c))?;
+        Ok(())
+    }
+
+    pub fn renew_lease(&self, id: &str, expires_at: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        on_conn!(&mut *conn, |c| diesel::update(leases::table.find(id))
+            .set(leases::expires_at.eq(expires_at))
+            .execute(c))?;
+        Ok(())
+    }
+
+    pub fn delete_leases(&self, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            on_conn!(&mut *conn, |c| diesel::delete(
+                leases::table.filter(leases::id.eq_any(chunk))
+            )
+            .execute(c))?;
         }
         Ok(())
     }

@@ -111,3 +111,34 @@ impl ProxyRow {
         })
     }
 }
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::leases)]
+pub struct LeaseRow {
+    pub id: String,
+    pub proxies: String,
+    pub session: Option<String>,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+impl LeaseRow {
+    pub fn new(l: &crate::domain::leases::Lease, created_at: i64) -> Self {
+        LeaseRow {
+            id: l.id.clone(),
+            proxies: l.proxies.join("\n"),
+            session: l.session.clone(),
+            expires_at: l.expires_at,
+            created_at,
+        }
+    }
+
+    pub fn into_lease(self) -> crate::domain::leases::Lease {
+        crate::domain::leases::Lease {
+            id: self.id,
+            proxies: self.proxies.lines().map(str::to_string).collect(),
+            session: self.session,
+            expires_at: self.expires_at,
+        }
+    }
+}

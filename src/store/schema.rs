@@ -27,3 +27,15 @@ diesel::table! {
         first_seen_at -> BigInt,
     }
 }
+
+diesel::table! {
+    leases (id) {
+        id -> Text,
+        proxies -> Text,
+        session -> Nullable<Text>,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(leases, proxies);

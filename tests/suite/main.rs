@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod feedback;
+mod leases;
 mod never_empty;
 mod params;
 mod pipeline;
@@ -67,11 +68,22 @@ pub struct Running {
     pub source: support::source::SourceServer,
     pub app: support::app::TestApp,
     pub db: support::app::TestDb,
+    /// The config the app runs with (to start it again on the same store).
+    pub config: String,
 }
 
 /// Starts a farm of good proxies with these latencies and the app on `farm_config`, passed
 /// through `edit` (to change a setting), and waits until every proxy serves.
 pub async fn start_serving(latencies_ms: &[u64], edit: impl FnOnce(String) -> String) -> Running {
+    start_serving_on(support::app::sqlite_db(), latencies_ms, edit).await
+}
+
+/// `start_serving` on a given store.
+pub async fn start_serving_on(
+    (url, db): (String, support::app::TestDb),
+    latencies_ms: &[u64],
+    edit: impl FnOnce(String) -> String,
+) -> Running {
     use support::farm::{Anonymity, Behaviour};
     let spec: Vec<_> = latencies_ms
         .iter()
@@ -80,7 +92,6 @@ pub async fn start_serving(latencies_ms: &[u64], edit: impl FnOnce(String) -> St
     let farm = Farm::start(&spec).await;
     let source = support::source::SourceServer::start().await;
     source.set_body("/list.txt", farm.plain_list());
-    let (url, db) = support::app::sqlite_db();
     let config = edit(farm_config(&url, &source.url("/list.txt"), &farm, ""));
     let app = support::app::TestApp::start(&config).await;
     let n = latencies_ms.len();
@@ -95,5 +106,6 @@ pub async fn start_serving(latencies_ms: &[u64], edit: impl FnOnce(String) -> St
         source,
         app,
         db,
+        config,
     }
 }

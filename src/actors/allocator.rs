@@ -1,0 +1,219 @@
+//! The Allocator hands out leases: capacity per proxy (`allocation.max_leases_per_proxy`), least
+//! loaded first. One actor decides every allocation in turn, so concurrent requests never put a
+//! proxy over capacity; each lease is stored before it is answered, and expired leases free their
+//! slots by themselves. It publishes the load per proxy for `/api/allocation` and `least_loaded`.
+
+use super::messages::{Allocate, Crash, Release, Renew};
+use crate::clock::now_ms;
+use crate::domain::leases::{Lease, LeaseBook};
+use crate::domain::selection::Strategy;
+use crate::state::Shared;
+use crate::store::models::LeaseRow;
+use actix::prelude::*;
+use rand::seq::SliceRandom;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const NAME: &str = "allocator";
+const TICK: Duration = Duration::from_millis(100);
+
+/// Slots in use per proxy URL, and the number of live leases.
+#[derive(Debug, Default)]
+pub struct Loads {
+    pub per_proxy: HashMap<String, u32>,
+    pub leases: usize,
+}
+
+pub struct Allocator {
+    shared: Arc<Shared>,
+    book: LeaseBook,
+}
+
+impl Allocator {
+    pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
+        let s = shared.clone();
+        let addr = Self::start_in_arbiter(arbiter, move |_| Allocator {
+            shared: s,
+            book: LeaseBook::default(),
+        });
+        super::registry::Registry::set(&shared.registry.allocator, &addr);
+        Box::new(move || addr.connected())
+    }
+
+    fn publish(&self) {
+        self.shared.loads.store(Arc::new(Loads {
+            per_proxy: self.book.loads().clone(),
+            leases: self.book.len(),
+        }));
+    }
+
+    /// Forgets expired leases and deletes them from the store (best effort: a lease left behind
+    /// is expired again at the next start).
+    fn expire(&mut self, ctx: &mut Context<Self>) {
+        let ids = self.book.expire(now_ms());
+        if ids.is_empty() {
+            return;
+        }
+        self.publish();
+        let store = self.shared.store.clone();
+        ctx.spawn(
+            async move {
+                let r = tokio::task::spawn_blocking(move || store.delete_leases(&ids)).await;
+                if let Ok(Err(e)) = r {
+                    log::warn!("{NAME}: cannot delete expired leases: {e}");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// Runs a store write; on failure, `undo` puts the book back as it was.
+    fn stored<T: 'static>(
+        &mut self,
+        write: impl FnOnce(&crate::store::Store) -> Result<(), crate::store::StoreError>
+            + Send
+            + 'static,
+        answer: T,
+        undo: impl FnOnce(&mut Self) + 'static,
+    ) -> ResponseActFuture<Self, Result<T, String>> {
+        let store = self.shared.store.clone();
+        let fut = async move { tokio::task::spawn_blocking(move || write(&store)).await };
+        Box::pin(fut.into_actor(self).map(move |r, act, _| match r {
+            Ok(Ok(())) => Ok(answer),
+            Ok(Err(e)) => {
+                undo(act);
+                act.publish();
+                Err(format!("the store did not take the lease: {e}"))
+            }
+            Err(e) => {
+                undo(act);
+                act.publish();
+                Err(format!("the store write failed: {e}"))
+            }
+        }))
+    }
+}
+
+impl Actor for Allocator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        let store = self.shared.store.clone();
+        let load = async move { tokio::task::spawn_blocking(move || store.load_leases()).await };
+        ctx.wait(load.into_actor(self).map(|r, act, _| match r {
+            Ok(Ok(rows)) => {
+                let now = now_ms();
+                for row in rows {
+                    let lease = row.into_lease();
+                    if lease.expires_at > now {
+                        act.book.restore(lease);
+                    }
+                }
+                log::info!("{NAME}: {} live leases restored", act.book.len());
+                act.publish();
+            }
+            Ok(Err(e)) => log::error!("{NAME}: cannot load leases: {e}"),
+            Err(e) => log::error!("{NAME}: loading leases panicked: {e}"),
+        }));
+        ctx.run_interval(TICK, |act, ctx| act.expire(ctx));
+    }
+}
+
+impl Handler<Allocate> for Allocator {
+    type Result = ResponseActFuture<Self, Result<Lease, String>>;
+
+    fn handle(&mut self, msg: Allocate, ctx: &mut Self::Context) -> Self::Result {
+        self.expire(ctx);
+        let now = now_ms();
+        if let Some(lease) = msg
+            .session
+            .as_deref()
+            .and_then(|s| self.book.by_session(s, now))
+        {
+            return Box::pin(actix::fut::ready(Ok(lease.clone())));
+        }
+        let snap = self.shared.snapshot();
+        let capacity = self.shared.config.allocation.max_leases_per_proxy;
+        let mut order: Vec<&str> = match msg.strategy {
+            Strategy::Cheapest => snap.cheapest_iter().map(|s| s.url.as_str()).collect(),
+            _ => snap.serving.iter().map(|s| s.url.as_str()).collect(),
+        };
+        if msg.strategy == Strategy::Random {
+            order.shuffle(&mut rand::rng());
+        }
+        let id: String = {
+            use rand::Rng;
+            let mut rng = rand::rng();
+            (0..16)
+                .map(|_| format!("{:02x}", rng.random::<u8>()))
+                .collect()
+        };
+        let lease = self.book.allocate(
+            id,
+            order.into_iter().map(|u| (u, capacity)),
+            msg.count,
+            now + msg.ttl_ms,
+            msg.session,
+        );
+        self.publish();
+        let row = LeaseRow::new(&lease, now);
+        let id = lease.id.clone();
+        self.stored(
+            move |s| s.insert_lease(&row),
+            lease,
+            move |act| {
+                act.book.release(&id);
+            },
+        )
+    }
+}
+
+impl Handler<Renew> for Allocator {
+    type Result = ResponseActFuture<Self, Result<Option<Lease>, String>>;
+
+    fn handle(&mut self, msg: Renew, ctx: &mut Self::Context) -> Self::Result {
+        self.expire(ctx);
+        let Some(old) = self.book.get(&msg.id).map(|l| l.expires_at) else {
+            return Box::pin(actix::fut::ready(Ok(None)));
+        };
+        let expires_at = now_ms() + msg.ttl_ms;
+        let lease = self.book.renew(&msg.id, expires_at).cloned();
+        let id = msg.id.clone();
+        self.stored(
+            move |s| s.renew_lease(&id, expires_at),
+            lease,
+            move |act| {
+                act.book.renew(&msg.id, old);
+            },
+        )
+    }
+}
+
+impl Handler<Release> for Allocator {
+    type Result = ResponseActFuture<Self, Result<bool, String>>;
+
+    fn handle(&mut self, msg: Release, ctx: &mut Self::Context) -> Self::Result {
+        self.expire(ctx);
+        let Some(lease) = self.book.release(&msg.id) else {
+            return Box::pin(actix::fut::ready(Ok(false)));
+        };
+        self.publish();
+        let ids = vec![msg.id];
+        self.stored(
+            move |s| s.delete_leases(&ids),
+            true,
+            move |act| {
+                act.book.restore(lease);
+            },
+        )
+    }
+}
+
+impl Handler<Crash> for Allocator {
+    type Result = ();
+    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
+        super::crash(NAME);
+    }
+}
