@@ -48,6 +48,7 @@ async fn a_panicking_actor_is_restarted_while_the_api_keeps_serving() {
         "tier_balancer",
         "validator_pool",
         "resurrection_manager",
+        "allocator",
         "source_fetcher",
     ] {
         let (status, _) = app
