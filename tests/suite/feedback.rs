@@ -8,15 +8,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn report(app: &TestApp, body: Value) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url("/api/proxy/report"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    app.post_json("/api/proxy/report", &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,15 +11,7 @@ use std::time::Duration;
 const CAPACITY: &str = "[allocation]\nmax_leases_per_proxy = 5\n";
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    app.post_json(path, &body).await
 }
 
 async fn thousand_concurrent_requests_stay_within_capacity(db: (String, TestDb)) {

@@ -69,6 +69,19 @@ impl TestApp {
         (status, body)
     }
 
+    /// POST a JSON body, returning (status, JSON body).
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request answered");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
     pub async fn admin_post(&self, path: &str) -> (u16, Value) {
         let r = self
             .client
