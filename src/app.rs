@@ -140,10 +140,6 @@ impl Application {
         self.server.handle()
     }
 
-    pub fn shared(&self) -> Arc<Shared> {
-        self.shared.clone()
-    }
-
     /// Serves until the server is stopped (SIGINT/SIGTERM or `handle().stop()`), then writes
     /// what the pool has not yet stored.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

@@ -61,8 +61,6 @@ pub struct PoolSnapshot {
     /// Unix ms of the publication, and of the last list a source delivered.
     pub published_at: i64,
     pub last_source_update: Option<i64>,
-    /// False until the pool has been loaded from the store (serving then answers from it).
-    pub loaded: bool,
 }
 
 impl PoolSnapshot {
@@ -95,7 +93,6 @@ impl PoolSnapshot {
             counters,
             published_at,
             last_source_update,
-            loaded: true,
         }
     }
 

@@ -32,13 +32,14 @@ pub struct Allocator {
 
 impl Allocator {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        let s = shared.clone();
-        let addr = Self::start_in_arbiter(arbiter, move |_| Allocator {
-            shared: s,
+        super::start_child(shared, arbiter, |r| &r.allocator, Allocator::new)
+    }
+
+    fn new(shared: Arc<Shared>) -> Self {
+        Allocator {
+            shared,
             book: LeaseBook::default(),
-        });
-        super::registry::Registry::set(&shared.registry.allocator, &addr);
-        Box::new(move || addr.connected())
+        }
     }
 
     fn publish(&self) {

@@ -11,11 +11,30 @@ pub mod tier_balancer;
 pub mod validator_pool;
 
 use crate::state::Shared;
-use actix::AsyncContext;
+use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context};
+use arc_swap::ArcSwapOption;
+use registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Starts a child on the actors' arbiter (built by `make`, whose `started` reloads its state),
+/// puts its address in its registry `slot`, and returns the probe the Supervisor watches.
+pub fn start_child<A>(
+    shared: &Arc<Shared>,
+    arbiter: &ArbiterHandle,
+    slot: fn(&Registry) -> &ArcSwapOption<Addr<A>>,
+    make: fn(Arc<Shared>) -> A,
+) -> Box<dyn Fn() -> bool>
+where
+    A: Actor<Context = Context<A>>,
+{
+    let s = shared.clone();
+    let addr = A::start_in_arbiter(arbiter, move |_| make(s));
+    Registry::set(slot(&shared.registry), &addr);
+    Box::new(move || addr.connected())
+}
 
 /// Every actor beats once a second on the status board, and once at start.
 pub fn start_heartbeat<A>(ctx: &mut A::Context, shared: &Arc<Shared>, name: &'static str)

@@ -51,10 +51,12 @@ pub struct ResurrectionManager {
 
 impl ResurrectionManager {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        let s = shared.clone();
-        let addr = Self::start_in_arbiter(arbiter, move |_| ResurrectionManager::new(s));
-        super::registry::Registry::set(&shared.registry.resurrection, &addr);
-        Box::new(move || addr.connected())
+        super::start_child(
+            shared,
+            arbiter,
+            |r| &r.resurrection,
+            ResurrectionManager::new,
+        )
     }
 
     fn new(shared: Arc<Shared>) -> Self {

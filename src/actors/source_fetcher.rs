@@ -44,10 +44,7 @@ pub struct SourceFetcher {
 
 impl SourceFetcher {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        let s = shared.clone();
-        let addr = SourceFetcher::start_in_arbiter(arbiter, move |_| SourceFetcher::new(s));
-        super::registry::Registry::set(&shared.registry.fetcher, &addr);
-        Box::new(move || addr.connected())
+        super::start_child(shared, arbiter, |r| &r.fetcher, SourceFetcher::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {

@@ -44,10 +44,7 @@ pub struct TierBalancer {
 
 impl TierBalancer {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        let s = shared.clone();
-        let addr = TierBalancer::start_in_arbiter(arbiter, move |_| TierBalancer::new(s));
-        super::registry::Registry::set(&shared.registry.balancer, &addr);
-        Box::new(move || addr.connected())
+        super::start_child(shared, arbiter, |r| &r.balancer, TierBalancer::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {

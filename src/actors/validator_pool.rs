@@ -29,10 +29,7 @@ struct CheckWork {
 
 impl ValidatorPool {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        let s = shared.clone();
-        let addr = ValidatorPool::start_in_arbiter(arbiter, move |_| ValidatorPool::new(s));
-        super::registry::Registry::set(&shared.registry.validator, &addr);
-        Box::new(move || addr.connected())
+        super::start_child(shared, arbiter, |r| &r.validator, ValidatorPool::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {
