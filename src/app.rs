@@ -197,7 +197,11 @@ fn raise_open_files_limit(concurrency: usize) {
 
 /// The pool as stored; rows that do not make a valid record are skipped with a warning.
 pub fn load_pool(store: &Store) -> Result<Vec<ProxyRecord>, StoreError> {
-    let rows = store.load_proxies()?;
+    Ok(records_of(store.load_proxies()?))
+}
+
+/// Stored rows as records; rows that do not make a valid record are skipped with a warning.
+pub fn records_of(rows: Vec<crate::store::models::ProxyRow>) -> Vec<ProxyRecord> {
     let mut records = Vec::with_capacity(rows.len());
     for row in rows {
         let url = row.url.clone();
@@ -206,7 +210,7 @@ pub fn load_pool(store: &Store) -> Result<Vec<ProxyRecord>, StoreError> {
             Err(e) => log::warn!("store: skipping stored proxy {url}: {e}"),
         }
     }
-    Ok(records)
+    records
 }
 
 /// The configured admin token, or the one generated at first start and kept in

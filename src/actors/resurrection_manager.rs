@@ -153,11 +153,17 @@ impl Actor for ResurrectionManager {
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
         let store = self.shared.store.clone();
-        let load =
-            async move { tokio::task::spawn_blocking(move || crate::app::load_pool(&store)).await };
+        let load = async move {
+            let dead = move || {
+                store
+                    .load_proxies_in(Tier::Dead.as_str())
+                    .map(crate::app::records_of)
+            };
+            tokio::task::spawn_blocking(dead).await
+        };
         ctx.wait(load.into_actor(self).map(|r, act, _| match r {
             Ok(Ok(records)) => {
-                for r in records.into_iter().filter(|r| r.health.tier == Tier::Dead) {
+                for r in records {
                     let since = r
                         .health
                         .dead_since

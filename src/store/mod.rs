@@ -231,6 +231,16 @@ impl Store {
         Ok(rows)
     }
 
+    /// The proxies in one tier (`dead`, say), through the tier index.
+    pub fn load_proxies_in(&self, tier: &str) -> Result<Vec<ProxyRow>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = on_conn!(&mut *conn, |c| proxies::table
+            .filter(proxies::tier.eq(tier))
+            .select(ProxyRow::as_select())
+            .load(c))?;
+        Ok(rows)
+    }
+
     /// Writes one batch in one transaction: upserts by URL, then deletes.
     pub fn write_batch(&self, upserts: &[ProxyRow], deletes: &[String]) -> Result<(), StoreError> {
         if upserts.is_empty() && deletes.is_empty() {
