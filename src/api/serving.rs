@@ -2,6 +2,7 @@
 
 use super::auth::require_client;
 use super::error::ApiError;
+use crate::actors::allocator::Loads;
 use crate::clock::rfc3339_opt;
 use crate::domain::lifecycle::Tier;
 use crate::domain::proxy::{Anonymity, Protocol};
@@ -123,12 +124,7 @@ fn clip(s: &str) -> String {
 }
 
 /// Picks proxies for a request; the fill from dead proxies applies when `allow_fill`.
-fn pick<'a>(
-    snap: &'a PoolSnapshot,
-    loads: &crate::actors::allocator::Loads,
-    ask: &Ask,
-    allow_fill: bool,
-) -> Selection<'a> {
+fn pick<'a>(snap: &'a PoolSnapshot, loads: &Loads, ask: &Ask, allow_fill: bool) -> Selection<'a> {
     if ask.profile.is_some() {
         // No proxy has passed a profile check yet: an empty, degraded answer rather than
         // proxies not known to work on that target.
@@ -228,15 +224,24 @@ struct AliveAnswer<'a> {
     details: Option<Vec<Detail<'a>>>,
 }
 
+/// What `/api/proxy/alive` and `/api/proxies` start from: the client's right to ask, the parsed
+/// parameters, and the snapshot and lease loads the answer is picked from.
+fn serving_request(
+    req: &HttpRequest,
+    shared: &Shared,
+    q: &HashMap<String, String>,
+) -> Result<(Ask, std::sync::Arc<PoolSnapshot>, std::sync::Arc<Loads>), ApiError> {
+    require_client(req, shared)?;
+    let ask = parse_ask(q, shared)?;
+    Ok((ask, shared.snapshot(), shared.loads.load_full()))
+}
+
 async fn alive(
     req: HttpRequest,
     shared: web::Data<Shared>,
     q: Params,
 ) -> Result<HttpResponse, ApiError> {
-    require_client(&req, &shared)?;
-    let ask = parse_ask(&q, &shared)?;
-    let snap = shared.snapshot();
-    let loads = shared.loads.load();
+    let (ask, snap, loads) = serving_request(&req, &shared, &q)?;
     let sel = pick(&snap, &loads, &ask, true);
     let mut used = TiersUsed::default();
     for s in &sel.proxies {
@@ -265,10 +270,7 @@ async fn proxies(
     shared: web::Data<Shared>,
     q: Params,
 ) -> Result<HttpResponse, ApiError> {
-    require_client(&req, &shared)?;
-    let ask = parse_ask(&q, &shared)?;
-    let snap = shared.snapshot();
-    let loads = shared.loads.load();
+    let (ask, snap, loads) = serving_request(&req, &shared, &q)?;
     let sel = pick(&snap, &loads, &ask, true);
     let urls: Vec<&str> = sel.proxies.iter().map(|s| s.url.as_str()).collect();
     Ok(HttpResponse::Ok().json(urls))
