@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod env;
+pub mod geoip;
 pub mod snapshot;
 pub mod state;
 pub mod store;

@@ -1,0 +1,1 @@
+//! Country of an IP address from an optional GeoIP database file (placeholder; being written).
