@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod farm_selftest;
 mod feedback;
 mod leases;
 mod never_empty;

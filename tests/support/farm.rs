@@ -8,11 +8,12 @@
 //! Upstream connections are only ever made to loopback addresses (or
 //! `localhost`); anything else is treated as a failed connection.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,6 +31,9 @@ pub const GARBAGE_BODY: &str = "<html>captive portal</html>";
 
 /// `Via` value added by Transparent and Anonymous proxies.
 pub const VIA: &str = "1.1 farm-proxy";
+
+/// `Proxy-Authenticate` value of a farm proxy's `407` answer.
+pub const AUTH_CHALLENGE: &str = "Basic realm=\"farm\"";
 
 // ---------------------------------------------------------------------------
 // Shared helpers (also used by `source` and `socks`)
@@ -278,6 +282,38 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
+/// Standard base64 (RFC 4648, with `=` padding).
+pub fn base64_encode(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `Basic base64(user:pass)`: the `Proxy-Authorization` value a farm proxy
+/// expects after [`FarmProxy::require_auth`].
+pub fn basic_credentials(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64_encode(format!("{user}:{pass}").as_bytes())
+    )
+}
+
+/// Locks, ignoring poisoning (the guarded data is always valid).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 // ---------------------------------------------------------------------------
 // Origin
 // ---------------------------------------------------------------------------
@@ -320,6 +356,11 @@ impl Origin {
     /// `http://127.0.0.1:PORT{path}`, e.g. `url("/ok")`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// The port it listens on (what [`FarmProxy::block_target`] takes).
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// Stops accepting (in-flight requests finish).
@@ -368,6 +409,8 @@ async fn serve_origin(mut stream: TcpStream, hits: Arc<AtomicUsize>) {
 pub enum Behaviour {
     /// Working HTTP forward proxy (absolute-form requests and CONNECT),
     /// after sleeping the configured latency before connecting upstream.
+    /// Honours [`FarmProxy::require_auth`] (407) and
+    /// [`FarmProxy::block_target`] (in that order).
     Good,
     /// Like `Good`, but first sleeps `slow_ms` (default 3000 ms).
     Slow,
@@ -425,6 +468,15 @@ struct ProxyShared {
     latency_ms: AtomicU64,
     slow_ms: AtomicU64,
     hits: AtomicUsize,
+    /// Expected `Proxy-Authorization` credentials (the base64 part of
+    /// `Basic ...`), if authentication is required.
+    auth: Mutex<Option<String>>,
+    /// Requests answered `407`.
+    auth_failures: AtomicUsize,
+    /// Upstream port → status answered instead of forwarding there.
+    blocked: Mutex<HashMap<u16, u16>>,
+    /// Requests answered with a block status.
+    blocked_hits: AtomicUsize,
     /// Wakes the accept loop when the behaviour changes.
     changed: Notify,
     /// Behaviour the accept loop has put into effect (listener state).
@@ -435,6 +487,28 @@ struct ProxyShared {
 impl ProxyShared {
     fn behaviour(&self) -> Behaviour {
         Behaviour::from_u8(self.behaviour.load(Ordering::SeqCst))
+    }
+
+    /// Whether `req` passes the current auth requirement (if any).
+    fn authorized(&self, req: &RequestHead) -> bool {
+        let expected = lock(&self.auth);
+        let Some(expected) = expected.as_deref() else {
+            return true;
+        };
+        let Some(value) = req.header("Proxy-Authorization") else {
+            return false;
+        };
+        match value.split_once(' ') {
+            Some((scheme, creds)) => {
+                scheme.eq_ignore_ascii_case("Basic") && creds.trim() == expected
+            }
+            None => false,
+        }
+    }
+
+    /// Status to answer instead of forwarding to upstream `port`, if blocked.
+    fn blocked_status(&self, port: u16) -> Option<u16> {
+        lock(&self.blocked).get(&port).copied()
     }
 
     fn publish_applied(&self, b: Behaviour) {
@@ -463,6 +537,10 @@ impl FarmProxy {
             latency_ms: AtomicU64::new(latency_ms),
             slow_ms: AtomicU64::new(3000),
             hits: AtomicUsize::new(0),
+            auth: Mutex::new(None),
+            auth_failures: AtomicUsize::new(0),
+            blocked: Mutex::new(HashMap::new()),
+            blocked_hits: AtomicUsize::new(0),
             changed: Notify::new(),
             applied: watch::channel(APPLIED_UNKNOWN).0,
             shutdown: watch::channel(false).0,
@@ -522,6 +600,56 @@ impl FarmProxy {
     /// Connections accepted so far (all behaviours).
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
+    }
+
+    /// From the next request on, a `Good`/`Slow` proxy answers `407 Proxy
+    /// Authentication Required` (with `Proxy-Authenticate: Basic
+    /// realm="farm"`) to any request, absolute-form or CONNECT, whose
+    /// `Proxy-Authorization` is not `Basic base64(user:pass)`. Replaces any
+    /// earlier credentials.
+    pub fn require_auth(&self, user: &str, pass: &str) {
+        let creds = base64_encode(format!("{user}:{pass}").as_bytes());
+        *lock(&self.shared.auth) = Some(creds);
+    }
+
+    /// Stops requiring authentication (from the next request on).
+    pub fn clear_auth(&self) {
+        *lock(&self.shared.auth) = None;
+    }
+
+    /// Whether authentication is currently required.
+    pub fn auth_required(&self) -> bool {
+        lock(&self.shared.auth).is_some()
+    }
+
+    /// Requests refused with `407` so far.
+    pub fn auth_failures(&self) -> usize {
+        self.shared.auth_failures.load(Ordering::SeqCst)
+    }
+
+    /// From the next request on, a `Good`/`Slow` proxy answers `status`
+    /// (e.g. 403 or 429, with a short text body) instead of forwarding any
+    /// request, absolute-form or CONNECT, whose upstream port is `port`: "the
+    /// target site refuses this proxy". Authentication is checked first.
+    /// Replaces an earlier status for the same port.
+    pub fn block_target(&self, port: u16, status: u16) {
+        lock(&self.shared.blocked).insert(port, status);
+    }
+
+    /// Forwards to `port` again (from the next request on).
+    pub fn unblock_target(&self, port: u16) {
+        lock(&self.shared.blocked).remove(&port);
+    }
+
+    /// Unblocks every port.
+    pub fn unblock_all(&self) {
+        lock(&self.shared.blocked).clear();
+    }
+
+    /// Requests answered with a [`block_target`](Self::block_target) status
+    /// so far.
+    pub fn blocked_hits(&self) -> usize {
+        self.shared.blocked_hits.load(Ordering::SeqCst)
     }
 
     /// `http://127.0.0.1:PORT`
@@ -661,15 +789,39 @@ async fn handle_proxy_conn(shared: Arc<ProxyShared>, mut stream: TcpStream, b: B
     }
 }
 
-async fn reply_error(mut client: TcpStream, status: u16) {
+async fn reply_error(client: TcpStream, status: u16) {
+    reply_with(client, status, &[]).await;
+}
+
+/// Answers `status` with a short text body plus `extra` headers, then closes.
+async fn reply_with(mut client: TcpStream, status: u16, extra: &[(&str, String)]) {
     let body = format!("farm proxy: {}\n", reason(status));
-    let headers = [("Content-Type", "text/plain".to_string())];
+    let mut headers = vec![("Content-Type", "text/plain".to_string())];
+    headers.extend(extra.iter().cloned());
     if write_response(&mut client, status, &headers, body.as_bytes())
         .await
         .is_ok()
     {
         close_gracefully(client).await;
     }
+}
+
+/// Where a proxied request goes: upstream host and port, plus the
+/// origin-form path for absolute-form requests (`None` for CONNECT).
+/// `None` if the target is malformed (or not `http://`).
+fn upstream_of(req: &RequestHead) -> Option<(String, u16, Option<String>)> {
+    if req.method.eq_ignore_ascii_case("CONNECT") {
+        let (host, port) = split_host_port(&req.target, 443)?;
+        return Some((host, port, None));
+    }
+    let rest = strip_prefix_ci(&req.target, "http://")?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let (host, port) = split_host_port(authority, 80)?;
+    Some((host, port, Some(path)))
 }
 
 /// A working forward proxy: CONNECT tunnels, or absolute-form requests
@@ -683,13 +835,24 @@ async fn forward(shared: &ProxyShared, mut client: TcpStream) {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
 
-    if req.method.eq_ignore_ascii_case("CONNECT") {
-        let Some((host, port)) = split_host_port(&req.target, 443) else {
-            return reply_error(client, 400).await;
-        };
-        let Ok(mut upstream) = connect_loopback(&host, port).await else {
-            return reply_error(client, 502).await;
-        };
+    if !shared.authorized(&req) {
+        shared.auth_failures.fetch_add(1, Ordering::SeqCst);
+        let challenge = [("Proxy-Authenticate", AUTH_CHALLENGE.to_string())];
+        return reply_with(client, 407, &challenge).await;
+    }
+    let Some((host, port, path)) = upstream_of(&req) else {
+        return reply_error(client, 400).await;
+    };
+    if let Some(status) = shared.blocked_status(port) {
+        shared.blocked_hits.fetch_add(1, Ordering::SeqCst);
+        return reply_error(client, status).await;
+    }
+    let Ok(mut upstream) = connect_loopback(&host, port).await else {
+        return reply_error(client, 502).await;
+    };
+
+    let Some(path) = path else {
+        // CONNECT
         let established = b"HTTP/1.1 200 Connection established\r\n\r\n";
         if client.write_all(established).await.is_err() {
             return;
@@ -699,21 +862,6 @@ async fn forward(shared: &ProxyShared, mut client: TcpStream) {
         }
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         return;
-    }
-
-    let Some(rest) = strip_prefix_ci(&req.target, "http://") else {
-        return reply_error(client, 400).await;
-    };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/".to_string()),
-    };
-    let Some((host, port)) = split_host_port(authority, 80) else {
-        return reply_error(client, 400).await;
-    };
-    let Ok(mut upstream) = connect_loopback(&host, port).await else {
-        return reply_error(client, 502).await;
     };
 
     let mut head = format!("{} {} {}\r\n", req.method, path, req.version);
@@ -799,6 +947,37 @@ impl Farm {
             .filter(|p| p.behaviour() == b)
             .map(FarmProxy::url)
             .collect()
+    }
+
+    /// [`FarmProxy::require_auth`] on every proxy.
+    pub fn require_auth(&self, user: &str, pass: &str) {
+        for p in &self.proxies {
+            p.require_auth(user, pass);
+        }
+    }
+
+    /// [`FarmProxy::clear_auth`] on every proxy.
+    pub fn clear_auth(&self) {
+        for p in &self.proxies {
+            p.clear_auth();
+        }
+    }
+
+    /// [`FarmProxy::block_target`] on the proxies at these indices (start
+    /// order); out-of-range indices are ignored.
+    pub fn block_target_on(&self, indices: &[usize], port: u16, status: u16) {
+        for &i in indices {
+            if let Some(p) = self.proxies.get(i) {
+                p.block_target(port, status);
+            }
+        }
+    }
+
+    /// [`FarmProxy::unblock_target`] on every proxy.
+    pub fn unblock_target(&self, port: u16) {
+        for p in &self.proxies {
+            p.unblock_target(port);
+        }
     }
 
     /// Shuts down the origin and every proxy.
