@@ -9,9 +9,10 @@ use crate::actors::{
 };
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::domain::record::ProxyRecord;
+use crate::domain::record::{attach_managed, ProxyRecord};
 use crate::snapshot::{Counters, PoolSnapshot};
 use crate::state::{Shared, StatusBoard};
+use crate::store::models::ManagedRow;
 use crate::store::{Store, StoreError};
 use actix::{Actor, Arbiter};
 use actix_web::dev::{Server, ServerHandle};
@@ -50,8 +51,16 @@ impl Application {
     pub async fn build(config: Config) -> Result<Application, StartError> {
         let config = Arc::new(config);
         let url = config.database.url.clone();
+        let now = now_ms();
+        let managed: Vec<ManagedRow> = config
+            .managed_proxies()
+            .map_err(|e| StartError::Other(e.to_string()))?
+            .iter()
+            .map(|d| ManagedRow::new(d, "config", now))
+            .collect();
         let (store, records) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&url)?;
+            store.sync_config_managed(&managed)?;
             let records = load_pool(&store)?;
             Ok::<_, StoreError>((store, records))
         })
@@ -196,8 +205,20 @@ fn raise_open_files_limit(concurrency: usize) {
 }
 
 /// The pool as stored; rows that do not make a valid record are skipped with a warning.
+/// The stored pool, managed proxies included (stored health rows of managed proxies whose
+/// definition is gone are deleted).
 pub fn load_pool(store: &Store) -> Result<Vec<ProxyRecord>, StoreError> {
-    Ok(records_of(store.load_proxies()?))
+    let mut defs = Vec::new();
+    for row in store.load_managed()? {
+        let name = row.name.clone();
+        match row.into_def() {
+            Ok(d) => defs.push(d),
+            Err(e) => log::warn!("store: skipping managed proxy `{name}`: {e}"),
+        }
+    }
+    let (records, orphans) = attach_managed(records_of(store.load_proxies()?), &defs, now_ms());
+    store.write_batch(&[], &orphans)?;
+    Ok(records)
 }
 
 /// Stored rows as records; rows that do not make a valid record are skipped with a warning.

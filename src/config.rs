@@ -2,6 +2,7 @@
 //! Unknown keys and bad values are errors that name the key.
 
 use crate::domain::lifecycle::Rules;
+use crate::domain::managed::ManagedProxy;
 use crate::domain::proxy::Protocol;
 use crate::env;
 use serde::Deserialize;
@@ -554,10 +555,18 @@ impl Config {
         }
         positive_secs(v.revalidate_interval_secs)
             .map_err(|m| invalid("validation.revalidate_interval_secs", m))?;
+        let mut names = std::collections::HashSet::new();
         for (i, p) in v.profiles.iter().enumerate() {
+            if p.name.trim().is_empty() || !names.insert(p.name.as_str()) {
+                return Err(invalid(
+                    format!("validation.profiles[{i}].name"),
+                    "must be a non-empty, unique name",
+                ));
+            }
             http_url(&p.check_url)
                 .map_err(|m| invalid(format!("validation.profiles[{i}].check_url"), m))?;
         }
+        self.managed_proxies()?;
         let t = &self.tiers;
         if !(0.0..=1.0).contains(&t.flaky_below) {
             return Err(invalid("tiers.flaky_below", "must be between 0 and 1"));
@@ -584,6 +593,36 @@ impl Config {
         positive_secs(self.supervision.within_secs)
             .map_err(|m| invalid("supervision.within_secs", m))?;
         Ok(())
+    }
+
+    /// The `[[managed_proxies]]`, validated (names and URLs unique).
+    pub fn managed_proxies(&self) -> Result<Vec<ManagedProxy>, ConfigError> {
+        let mut defs: Vec<ManagedProxy> = Vec::with_capacity(self.managed_proxies.len());
+        for (i, m) in self.managed_proxies.iter().enumerate() {
+            let def = ManagedProxy::new(
+                &m.name,
+                &m.url,
+                &m.kind,
+                m.cost_per_gb,
+                m.priority,
+                m.max_leases,
+            )
+            .map_err(|e| invalid(format!("managed_proxies[{i}]"), e))?;
+            if defs.iter().any(|d| d.name == def.name) {
+                return Err(invalid(
+                    format!("managed_proxies[{i}].name"),
+                    "is used twice",
+                ));
+            }
+            if defs.iter().any(|d| d.endpoint.key() == def.endpoint.key()) {
+                return Err(invalid(
+                    format!("managed_proxies[{i}].url"),
+                    "is used twice",
+                ));
+            }
+            defs.push(def);
+        }
+        Ok(defs)
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {

@@ -4,6 +4,7 @@ use crate::domain::lifecycle::Tier;
 use crate::domain::record::ProxyRecord;
 use crate::domain::selection::{cheapest_order, fastest_order, fill_order, Served};
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct TierCounts {
@@ -48,6 +49,20 @@ pub struct Counters {
     pub blacklisted: u64,
 }
 
+/// A managed proxy as status reports show it: never with its credentials.
+#[derive(Clone, Debug)]
+pub struct ManagedView {
+    pub name: String,
+    /// Public URL (no credentials).
+    pub url: String,
+    pub has_credentials: bool,
+    pub kind: String,
+    pub cost_per_gb: f64,
+    pub priority: i32,
+    pub max_leases: Option<u32>,
+    pub health: crate::domain::lifecycle::Health,
+}
+
 #[derive(Debug, Default)]
 pub struct PoolSnapshot {
     /// Serving proxies (primary, standby, emergency) in the `fastest` order.
@@ -56,6 +71,11 @@ pub struct PoolSnapshot {
     pub cheapest: Vec<u32>,
     /// Dead proxies that once worked, most recently working first: the never-empty fill.
     pub fill: Vec<Served>,
+    /// Managed proxies by name.
+    pub managed: Vec<ManagedView>,
+    /// Public URL → URL with credentials, for the managed proxies that have them: what clients
+    /// are handed.
+    pub client_urls: HashMap<String, String>,
     pub counts: TierCounts,
     pub counters: Counters,
     /// Unix ms of the publication, and of the last list a source delivered.
@@ -73,8 +93,26 @@ impl PoolSnapshot {
         let mut counts = TierCounts::default();
         let mut serving = Vec::new();
         let mut fill = Vec::new();
+        let mut managed = Vec::new();
+        let mut client_urls = HashMap::new();
         for r in records {
             counts.add(r.health.tier);
+            if let Some(m) = &r.managed {
+                let url = r.key();
+                if r.endpoint.credentials.is_some() {
+                    client_urls.insert(url.clone(), r.endpoint.url_with_credentials());
+                }
+                managed.push(ManagedView {
+                    name: m.name.clone(),
+                    url,
+                    has_credentials: r.endpoint.credentials.is_some(),
+                    kind: r.kind.clone(),
+                    cost_per_gb: r.cost_per_gb,
+                    priority: r.priority,
+                    max_leases: m.max_leases,
+                    health: r.health.clone(),
+                });
+            }
             if r.health.tier.is_serving() {
                 serving.push(r.served());
             } else if r.can_fill() {
@@ -83,17 +121,25 @@ impl PoolSnapshot {
         }
         serving.sort_by(fastest_order);
         fill.sort_by(fill_order);
+        managed.sort_by(|a, b| a.name.cmp(&b.name));
         let mut cheapest: Vec<u32> = (0..serving.len() as u32).collect();
         cheapest.sort_by(|&a, &b| cheapest_order(&serving[a as usize], &serving[b as usize]));
         PoolSnapshot {
             serving,
             cheapest,
             fill,
+            managed,
+            client_urls,
             counts,
             counters,
             published_at,
             last_source_update,
         }
+    }
+
+    /// The URL a client is handed for a proxy: with credentials for managed proxies.
+    pub fn client_url<'a>(&'a self, url: &'a str) -> &'a str {
+        self.client_urls.get(url).map_or(url, String::as_str)
     }
 
     pub fn cheapest_iter(&self) -> impl Iterator<Item = &Served> {

@@ -208,6 +208,7 @@ impl TierBalancer {
         let result = CheckResult {
             ok: v.outcome.ok,
             latency_ms: v.outcome.latency_ms,
+            status: v.outcome.status,
             at: v.at,
         };
         let before = rec.health.tier;
@@ -299,6 +300,7 @@ impl TierBalancer {
                             country: d.country,
                             health: Health::default(),
                             first_seen_at: now,
+                            managed: None,
                         },
                     );
                 }

@@ -1072,9 +1072,10 @@ fn serving_record(
             latency_ms: Some(latency),
             last_checked_at: Some(now),
             last_ok_at: Some(now),
-            dead_since: None,
+            ..Health::default()
         },
         first_seen_at: now - 86_400_000,
+        managed: None,
     }
 }
 

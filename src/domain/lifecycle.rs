@@ -74,6 +74,10 @@ pub struct Health {
     pub last_ok_at: Option<i64>,
     /// When the proxy last entered `dead`.
     pub dead_since: Option<i64>,
+    /// The HTTP status the check target answered through the proxy at the last check, if any.
+    pub last_status: Option<u16>,
+    /// Sum of the latencies of passed checks (their mean is `latency_total_ms / checks_ok`).
+    pub latency_total_ms: u64,
 }
 
 impl Default for Health {
@@ -89,6 +93,8 @@ impl Default for Health {
             last_checked_at: None,
             last_ok_at: None,
             dead_since: None,
+            last_status: None,
+            latency_total_ms: 0,
         }
     }
 }
@@ -129,6 +135,8 @@ impl Health {
 pub struct CheckResult {
     pub ok: bool,
     pub latency_ms: u32,
+    /// What the check target answered through the proxy, when it answered.
+    pub status: Option<u16>,
     pub at: i64,
 }
 
@@ -153,8 +161,10 @@ pub fn apply_check(h: &mut Health, r: CheckResult, rules: &Rules) -> Move {
     }
     h.checks_total += 1;
     h.last_checked_at = Some(r.at);
+    h.last_status = r.status;
     if r.ok {
         h.checks_ok += 1;
+        h.latency_total_ms += r.latency_ms as u64;
         h.consecutive_passes += 1;
         h.consecutive_failures = 0;
         h.latency_ms = Some(r.latency_ms);
@@ -240,6 +250,7 @@ mod tests {
         CheckResult {
             ok: true,
             latency_ms: ms,
+            status: Some(204),
             at: 1,
         }
     }
@@ -247,6 +258,7 @@ mod tests {
         CheckResult {
             ok: false,
             latency_ms: 0,
+            status: None,
             at: 2,
         }
     }

@@ -4,6 +4,7 @@
 pub mod anonymity;
 pub mod leases;
 pub mod lifecycle;
+pub mod managed;
 pub mod proxy;
 pub mod record;
 pub mod resurrection;

@@ -1,8 +1,20 @@
 //! Everything known about one proxy: where it is, where it came from, what it costs, its health.
 
 use super::lifecycle::{Health, Tier};
+use super::managed::ManagedProxy;
 use super::proxy::{Anonymity, Endpoint};
 use super::selection::Served;
+use std::collections::HashMap;
+
+/// The source name of managed proxies.
+pub const MANAGED_SOURCE: &str = "managed";
+
+/// What only a managed proxy has.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Managed {
+    pub name: String,
+    pub max_leases: Option<u32>,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProxyRecord {
@@ -17,6 +29,8 @@ pub struct ProxyRecord {
     pub country: Option<String>,
     pub health: Health,
     pub first_seen_at: i64,
+    /// Set for managed (paid) proxies.
+    pub managed: Option<Managed>,
 }
 
 impl ProxyRecord {
@@ -39,11 +53,130 @@ impl ProxyRecord {
             priority: self.priority,
             last_checked_at: self.health.last_checked_at,
             last_ok_at: self.health.last_ok_at,
+            failing: self.health.consecutive_failures > 0,
+            max_leases: self.managed.as_ref().and_then(|m| m.max_leases),
         }
+    }
+
+    /// A managed proxy not seen before.
+    pub fn new_managed(def: &ManagedProxy, now: i64) -> ProxyRecord {
+        let mut r = ProxyRecord {
+            endpoint: def.endpoint.clone(),
+            source: MANAGED_SOURCE.into(),
+            kind: String::new(),
+            cost_per_gb: 0.0,
+            priority: 0,
+            anonymity: None,
+            country: None,
+            health: Health::default(),
+            first_seen_at: now,
+            managed: None,
+        };
+        r.apply_managed(def);
+        r
+    }
+
+    /// Makes this record follow a managed definition (its health is kept).
+    pub fn apply_managed(&mut self, def: &ManagedProxy) {
+        self.endpoint = def.endpoint.clone();
+        self.source = MANAGED_SOURCE.into();
+        self.kind = def.kind.clone();
+        self.cost_per_gb = def.cost_per_gb;
+        self.priority = def.priority;
+        self.managed = Some(Managed {
+            name: def.name.clone(),
+            max_leases: def.max_leases,
+        });
     }
 
     /// May fill a short answer: dead (not blacklisted) and known to have worked once.
     pub fn can_fill(&self) -> bool {
         self.health.tier == Tier::Dead && self.health.ever_passed()
+    }
+}
+
+/// Joins stored records with the managed definitions: each definition takes over the record of
+/// its URL (or gets a fresh one). Answers the records, and the keys of stored managed records
+/// whose definition is gone (to delete).
+pub fn attach_managed(
+    records: Vec<ProxyRecord>,
+    defs: &[ManagedProxy],
+    now: i64,
+) -> (Vec<ProxyRecord>, Vec<String>) {
+    let mut by_key: HashMap<String, ProxyRecord> =
+        records.into_iter().map(|r| (r.key(), r)).collect();
+    let mut managed = Vec::with_capacity(defs.len());
+    for def in defs {
+        let rec = match by_key.remove(&def.endpoint.key()) {
+            Some(mut r) => {
+                r.apply_managed(def);
+                r
+            }
+            None => ProxyRecord::new_managed(def, now),
+        };
+        managed.push(rec);
+    }
+    let orphans: Vec<String> = by_key
+        .iter()
+        .filter(|(_, r)| r.source == MANAGED_SOURCE)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in &orphans {
+        by_key.remove(k);
+    }
+    let mut all: Vec<ProxyRecord> = by_key.into_values().collect();
+    all.extend(managed);
+    (all, orphans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lifecycle::Tier;
+    use crate::domain::proxy::Protocol;
+
+    fn free(url: &str) -> ProxyRecord {
+        let endpoint = Endpoint::parse(url, Protocol::Http).unwrap();
+        let mut r = ProxyRecord::new_managed(
+            &ManagedProxy::new("tmp", url, "free", 0.0, 1000, None).unwrap(),
+            1,
+        );
+        r.endpoint = endpoint;
+        r.source = "list".into();
+        r.managed = None;
+        r
+    }
+
+    #[test]
+    fn managed_definitions_take_over_records_and_orphans_go() {
+        let mut listed = free("http://10.0.0.1:80");
+        listed.health.tier = Tier::Standby;
+        let mut orphan = free("http://10.0.0.9:80");
+        orphan.source = MANAGED_SOURCE.into();
+        let defs = [
+            ManagedProxy::new("a", "http://u:p@10.0.0.1:80", "vps", 2.0, 1, Some(3)).unwrap(),
+            ManagedProxy::new("b", "http://10.0.0.2:80", "residential", 9.0, 2, None).unwrap(),
+        ];
+        let (records, orphans) =
+            attach_managed(vec![listed, orphan, free("http://10.0.0.3:80")], &defs, 7);
+        assert_eq!(orphans, ["http://10.0.0.9:80"]);
+        assert_eq!(records.len(), 3);
+        let a = records
+            .iter()
+            .find(|r| r.key() == "http://10.0.0.1:80")
+            .unwrap();
+        assert_eq!(a.health.tier, Tier::Standby, "health is kept");
+        assert_eq!(a.source, MANAGED_SOURCE);
+        assert_eq!(
+            (a.kind.as_str(), a.cost_per_gb, a.priority),
+            ("vps", 2.0, 1)
+        );
+        assert_eq!(a.managed.as_ref().unwrap().max_leases, Some(3));
+        assert!(a.endpoint.credentials.is_some());
+        let b = records
+            .iter()
+            .find(|r| r.key() == "http://10.0.0.2:80")
+            .unwrap();
+        assert_eq!((b.health.tier, b.first_seen_at), (Tier::Fresh, 7));
     }
 }

@@ -22,6 +22,10 @@ pub struct Served {
     pub priority: i32,
     pub last_checked_at: Option<i64>,
     pub last_ok_at: Option<i64>,
+    /// The last check (or client report) failed.
+    pub failing: bool,
+    /// Capacity in leases when it differs from `allocation.max_leases_per_proxy`.
+    pub max_leases: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,10 +56,12 @@ pub fn fastest_order(a: &Served, b: &Served) -> Ordering {
         .then_with(|| a.url.cmp(&b.url))
 }
 
-/// The `cheapest` order: (priority, cost_per_gb, latency).
+/// The `cheapest` order: (priority, cost_per_gb, latency), with proxies whose last check failed
+/// after every other: a failing paid proxy falls over to the next at once.
 pub fn cheapest_order(a: &Served, b: &Served) -> Ordering {
-    a.priority
-        .cmp(&b.priority)
+    a.failing
+        .cmp(&b.failing)
+        .then_with(|| a.priority.cmp(&b.priority))
         .then_with(|| a.cost_per_gb.total_cmp(&b.cost_per_gb))
         .then_with(|| fastest_order(a, b))
 }
@@ -182,6 +188,8 @@ mod tests {
             priority: 1000,
             last_checked_at: None,
             last_ok_at: Some(latency as i64),
+            failing: false,
+            max_leases: None,
         }
     }
 
@@ -210,6 +218,11 @@ mod tests {
         v.sort_by(cheapest_order);
         let urls: Vec<_> = v.iter().map(|x| x.url.as_str()).collect();
         assert_eq!(urls, ["cheaper", "paid", "free"]);
+        // The cheapest fails its last check: the next one leads until it passes again.
+        v[0].failing = true;
+        v.sort_by(cheapest_order);
+        let urls: Vec<_> = v.iter().map(|x| x.url.as_str()).collect();
+        assert_eq!(urls, ["paid", "free", "cheaper"]);
     }
 
     #[test]

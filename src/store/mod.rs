@@ -8,15 +8,15 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel::upsert::excluded;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use models::{LeaseRow, ProxyRow};
-use schema::{leases, proxies};
+use models::{LeaseRow, ManagedRow, ProxyRow};
+use schema::{leases, managed_proxies, proxies};
 use std::path::PathBuf;
 use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// SQLite limits the variables of one statement; 23 columns × 400 rows stays well under it.
+/// SQLite limits the variables of one statement; 25 columns × 400 rows stays well under it.
 const ROWS_PER_STATEMENT: usize = 400;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,19 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("store migration failed: {0}")]
     Migration(String),
+}
+
+impl StoreError {
+    /// A uniqueness constraint refused the write (a name or URL taken).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
 }
 
 /// Which database, chosen from the URL's scheme (never by trying each in turn).
@@ -119,7 +132,26 @@ macro_rules! upsert_proxies {
                 proxies::last_checked_at.eq(excluded(proxies::last_checked_at)),
                 proxies::last_ok_at.eq(excluded(proxies::last_ok_at)),
                 proxies::dead_since.eq(excluded(proxies::dead_since)),
+                proxies::last_status.eq(excluded(proxies::last_status)),
+                proxies::latency_total_ms.eq(excluded(proxies::latency_total_ms)),
             ))
+    };
+}
+
+/// `UPDATE managed_proxies` of everything but the name and creation time.
+macro_rules! update_managed {
+    ($row:expr) => {
+        diesel::update(managed_proxies::table.find(&$row.name)).set((
+            managed_proxies::url.eq(&$row.url),
+            managed_proxies::username.eq(&$row.username),
+            managed_proxies::password.eq(&$row.password),
+            managed_proxies::kind.eq(&$row.kind),
+            managed_proxies::cost_per_gb.eq($row.cost_per_gb),
+            managed_proxies::priority.eq($row.priority),
+            managed_proxies::max_leases.eq($row.max_leases),
+            managed_proxies::origin.eq(&$row.origin),
+            managed_proxies::updated_at.eq($row.updated_at),
+        ))
     };
 }
 
@@ -307,6 +339,74 @@ impl Store {
             )
             .execute(c))?;
         }
+        Ok(())
+    }
+
+    pub fn load_managed(&self) -> Result<Vec<ManagedRow>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = on_conn!(&mut *conn, |c| managed_proxies::table
+            .select(ManagedRow::as_select())
+            .load(c))?;
+        Ok(rows)
+    }
+
+    /// Adds a managed proxy; a taken name or URL is a conflict (`StoreError::is_conflict`).
+    pub fn insert_managed(&self, row: &ManagedRow) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        on_conn!(&mut *conn, |c| diesel::insert_into(managed_proxies::table)
+            .values(row)
+            .execute(c))?;
+        Ok(())
+    }
+
+    /// Replaces the definition named `row.name` (keeping its creation time); `Ok(false)` when
+    /// there is none.
+    pub fn update_managed(&self, row: &ManagedRow) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let n = on_conn!(&mut *conn, |c| update_managed!(row).execute(c))?;
+        Ok(n > 0)
+    }
+
+    /// Removes a managed proxy's definition and its health row; `Ok(false)` when there is none.
+    pub fn delete_managed(&self, name: &str, url: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let n = on_conn!(&mut *conn, |c| c.transaction(|c| {
+            let n = diesel::delete(managed_proxies::table.find(name)).execute(c)?;
+            diesel::delete(proxies::table.find(url)).execute(c)?;
+            Ok::<_, diesel::result::Error>(n)
+        }))?;
+        Ok(n > 0)
+    }
+
+    /// Makes the stored definitions from the config match `rows` (all with origin `config`): each
+    /// is added or replaced, one made through the API with the same URL gives way, and config
+    /// ones the config no longer lists are removed.
+    pub fn sync_config_managed(&self, rows: &[ManagedRow]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        on_conn!(&mut *conn, |c| c.transaction(|c| {
+            let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+            diesel::delete(
+                managed_proxies::table
+                    .filter(managed_proxies::origin.eq("config"))
+                    .filter(managed_proxies::name.ne_all(&names)),
+            )
+            .execute(c)?;
+            for row in rows {
+                diesel::delete(
+                    managed_proxies::table
+                        .filter(managed_proxies::url.eq(&row.url))
+                        .filter(managed_proxies::name.ne(&row.name)),
+                )
+                .execute(c)?;
+                let updated = update_managed!(row).execute(c)?;
+                if updated == 0 {
+                    diesel::insert_into(managed_proxies::table)
+                        .values(row)
+                        .execute(c)?;
+                }
+            }
+            Ok::<_, diesel::result::Error>(())
+        }))?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use super::schema::proxies;
 use crate::domain::lifecycle::{Health, Tier};
+use crate::domain::managed::ManagedProxy;
 use crate::domain::proxy::{Anonymity, Credentials, Endpoint, Protocol};
 use crate::domain::record::ProxyRecord;
 use diesel::prelude::*;
@@ -32,6 +33,8 @@ pub struct ProxyRow {
     pub last_ok_at: Option<i64>,
     pub dead_since: Option<i64>,
     pub first_seen_at: i64,
+    pub last_status: Option<i32>,
+    pub latency_total_ms: i64,
 }
 
 fn clamp_i32(v: u32) -> i32 {
@@ -65,6 +68,8 @@ impl From<&ProxyRecord> for ProxyRow {
             last_ok_at: h.last_ok_at,
             dead_since: h.dead_since,
             first_seen_at: r.first_seen_at,
+            last_status: h.last_status.map(i32::from),
+            latency_total_ms: h.latency_total_ms.min(i64::MAX as u64) as i64,
         }
     }
 }
@@ -106,8 +111,11 @@ impl ProxyRow {
                 last_checked_at: self.last_checked_at,
                 last_ok_at: self.last_ok_at,
                 dead_since: self.dead_since,
+                last_status: self.last_status.and_then(|s| u16::try_from(s).ok()),
+                latency_total_ms: self.latency_total_ms.max(0) as u64,
             },
             first_seen_at: self.first_seen_at,
+            managed: None,
         })
     }
 }
@@ -140,5 +148,60 @@ impl LeaseRow {
             session: self.session,
             expires_at: self.expires_at,
         }
+    }
+}
+
+/// A managed proxy's definition; `url` is the public URL, the credentials are apart.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = super::schema::managed_proxies, treat_none_as_null = true)]
+pub struct ManagedRow {
+    pub name: String,
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub kind: String,
+    pub cost_per_gb: f64,
+    pub priority: i32,
+    pub max_leases: Option<i32>,
+    /// `config` or `api`.
+    pub origin: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ManagedRow {
+    pub fn new(def: &ManagedProxy, origin: &str, now: i64) -> Self {
+        let c = def.endpoint.credentials.as_ref();
+        ManagedRow {
+            name: def.name.clone(),
+            url: def.endpoint.key(),
+            username: c.map(|c| c.username.clone()),
+            password: c.map(|c| c.password.clone()),
+            kind: def.kind.clone(),
+            cost_per_gb: def.cost_per_gb,
+            priority: def.priority,
+            max_leases: def.max_leases.map(clamp_i32),
+            origin: origin.into(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The definition, or why the row is not a valid one.
+    pub fn into_def(self) -> Result<ManagedProxy, String> {
+        let max_leases = self.max_leases.map(|m| m.max(0) as u32);
+        let mut def = ManagedProxy::new(
+            &self.name,
+            &self.url,
+            &self.kind,
+            self.cost_per_gb,
+            self.priority,
+            max_leases,
+        )?;
+        def.endpoint.credentials = self.username.map(|username| Credentials {
+            username,
+            password: self.password.unwrap_or_default(),
+        });
+        Ok(def)
     }
 }

@@ -25,6 +25,24 @@ diesel::table! {
         last_ok_at -> Nullable<BigInt>,
         dead_since -> Nullable<BigInt>,
         first_seen_at -> BigInt,
+        last_status -> Nullable<Integer>,
+        latency_total_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    managed_proxies (name) {
+        name -> Text,
+        url -> Text,
+        username -> Nullable<Text>,
+        password -> Nullable<Text>,
+        kind -> Text,
+        cost_per_gb -> Double,
+        priority -> Integer,
+        max_leases -> Nullable<Integer>,
+        origin -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
@@ -38,4 +56,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(leases, proxies);
+diesel::allow_tables_to_appear_in_same_query!(leases, managed_proxies, proxies);
