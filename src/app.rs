@@ -71,6 +71,16 @@ impl Application {
             store.backend().name(),
             records.len()
         );
+        if config.server.client_token.is_none()
+            && records
+                .iter()
+                .any(|r| r.managed.is_some() && r.endpoint.credentials.is_some())
+        {
+            log::warn!(
+                "managed proxies with credentials are handed, credentials included, to any \
+                 client: set server.client_token to keep them to your own clients"
+            );
+        }
         let admin_token = admin_token(&config, &store.backend().data_dir())?;
         raise_open_files_limit(config.validation.concurrency);
         let snapshot = PoolSnapshot::build(records.iter(), Counters::default(), now_ms(), None);
@@ -204,7 +214,6 @@ fn raise_open_files_limit(concurrency: usize) {
     }
 }
 
-/// The pool as stored; rows that do not make a valid record are skipped with a warning.
 /// The stored pool, managed proxies included (stored health rows of managed proxies whose
 /// definition is gone are deleted).
 pub fn load_pool(store: &Store) -> Result<Vec<ProxyRecord>, StoreError> {

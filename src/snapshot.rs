@@ -63,6 +63,23 @@ pub struct ManagedView {
     pub health: crate::domain::lifecycle::Health,
 }
 
+impl ManagedView {
+    /// The view of a managed proxy's record; `None` for proxies from sources.
+    pub fn of(r: &ProxyRecord) -> Option<ManagedView> {
+        let m = r.managed.as_ref()?;
+        Some(ManagedView {
+            name: m.name.clone(),
+            url: r.key(),
+            has_credentials: r.endpoint.credentials.is_some(),
+            kind: r.kind.clone(),
+            cost_per_gb: r.cost_per_gb,
+            priority: r.priority,
+            max_leases: m.max_leases,
+            health: r.health.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct PoolSnapshot {
     /// Serving proxies (primary, standby, emergency) in the `fastest` order.
@@ -97,21 +114,11 @@ impl PoolSnapshot {
         let mut client_urls = HashMap::new();
         for r in records {
             counts.add(r.health.tier);
-            if let Some(m) = &r.managed {
-                let url = r.key();
-                if r.endpoint.credentials.is_some() {
-                    client_urls.insert(url.clone(), r.endpoint.url_with_credentials());
+            if let Some(view) = ManagedView::of(r) {
+                if view.has_credentials {
+                    client_urls.insert(view.url.clone(), r.endpoint.url_with_credentials());
                 }
-                managed.push(ManagedView {
-                    name: m.name.clone(),
-                    url,
-                    has_credentials: r.endpoint.credentials.is_some(),
-                    kind: r.kind.clone(),
-                    cost_per_gb: r.cost_per_gb,
-                    priority: r.priority,
-                    max_leases: m.max_leases,
-                    health: r.health.clone(),
-                });
+                managed.push(view);
             }
             if r.health.tier.is_serving() {
                 serving.push(r.served());

@@ -1,4 +1,4 @@
-//! The Allocator hands out leases: capacity per proxy (`allocation.max_leases_per_proxy`), least
+//! The Allocator hands out leases: capacity per proxy (its `max_leases`, else `allocation.max_leases_per_proxy`), least
 //! loaded first. One actor decides every allocation in turn, so concurrent requests never put a
 //! proxy over capacity; each lease is stored before it is answered, and expired leases free their
 //! slots by themselves. It publishes the load per proxy for `/api/allocation` and `least_loaded`.
@@ -137,9 +137,12 @@ impl Handler<Allocate> for Allocator {
         }
         let snap = self.shared.snapshot();
         let capacity = self.shared.config.allocation.max_leases_per_proxy;
-        let mut order: Vec<&str> = match msg.strategy {
-            Strategy::Cheapest => snap.cheapest_iter().map(|s| s.url.as_str()).collect(),
-            _ => snap.serving.iter().map(|s| s.url.as_str()).collect(),
+        fn slots(s: &crate::domain::selection::Served, capacity: u32) -> (&str, u32) {
+            (s.url.as_str(), s.max_leases.unwrap_or(capacity))
+        }
+        let mut order: Vec<(&str, u32)> = match msg.strategy {
+            Strategy::Cheapest => snap.cheapest_iter().map(|s| slots(s, capacity)).collect(),
+            _ => snap.serving.iter().map(|s| slots(s, capacity)).collect(),
         };
         if msg.strategy == Strategy::Random {
             order.shuffle(&mut rand::rng());
@@ -153,7 +156,7 @@ impl Handler<Allocate> for Allocator {
         };
         let lease = self.book.allocate(
             id,
-            order.into_iter().map(|u| (u, capacity)),
+            order,
             msg.count,
             now + msg.ttl_ms,
             msg.session,

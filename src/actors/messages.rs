@@ -103,3 +103,54 @@ pub struct Renew {
 pub struct Release {
     pub id: String,
 }
+
+/// A change to the managed proxies (admin API → TierBalancer). It is stored before it is
+/// applied to the pool and answered; answers the proxy as it is after the change (before it,
+/// for a deletion).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<crate::snapshot::ManagedView, ManagedError>")]
+pub enum ManagedChange {
+    Create(crate::domain::managed::ManagedProxy),
+    Patch {
+        name: String,
+        patch: crate::domain::managed::Patch,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+/// Why a managed change was refused.
+#[derive(Debug, PartialEq)]
+pub enum ManagedError {
+    Invalid(String),
+    NotFound(String),
+    /// The name or URL is taken, or the proxy is defined in the config file.
+    Conflict(String),
+    /// The store did not take the change; nothing changed.
+    Store(String),
+}
+
+/// Check every managed proxy now (admin API → TierBalancer); answers each result, by name.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<ManagedCheck>")]
+pub struct CheckManaged;
+
+/// One managed proxy's check, as `POST /api/v1/proxy/health-check` reports it.
+#[derive(Debug, serde::Serialize)]
+pub struct ManagedCheck {
+    pub name: String,
+    pub url: String,
+    pub ok: bool,
+    pub latency_ms: Option<u32>,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub status: &'static str,
+    pub tier: &'static str,
+}
+
+/// Check these proxies now and answer every outcome (TierBalancer → ValidatorPool), unlike
+/// `CheckBatch`, whose verdicts arrive one by one.
+#[derive(Message)]
+#[rtype(result = "Vec<Verdict>")]
+pub struct CheckNow(pub Vec<CheckJob>);

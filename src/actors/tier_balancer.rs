@@ -19,6 +19,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod managed;
+
 pub const NAME: &str = "tier_balancer";
 const TICK: Duration = Duration::from_millis(100);
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -40,6 +42,9 @@ pub struct TierBalancer {
     last_progress: Instant,
     round_checked: u64,
     round_passed: u64,
+    /// Names of the managed proxies defined in the config file (the admin API may not change
+    /// them).
+    config_managed: HashSet<String>,
 }
 
 impl TierBalancer {
@@ -49,7 +54,13 @@ impl TierBalancer {
 
     fn new(shared: Arc<Shared>) -> Self {
         let rules = shared.config.rules();
+        let config_managed = (shared.config.managed_proxies())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
         TierBalancer {
+            config_managed,
             shared,
             rules,
             pool: HashMap::new(),
@@ -317,15 +328,8 @@ impl TierBalancer {
             })
             .map(|(k, _)| k.clone())
             .collect();
-        let manager = self.shared.registry.resurrection();
         for k in &gone {
-            if let Some(m) = &manager {
-                m.do_send(DeadEvent::Gone { key: k.clone() });
-            }
-            self.pool.remove(k);
-            self.dirty.remove(k);
-            self.in_flight.remove(k);
-            self.deleted.insert(k.clone());
+            self.drop_record(k);
         }
         log::info!(
             "{NAME}: source {}: {} listed, {} new, {} dead ones dropped; pool now {}",

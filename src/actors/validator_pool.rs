@@ -2,7 +2,7 @@
 //! (`validation.concurrency` checks at once) and a hard timeout per check, and sends each verdict
 //! to the TierBalancer. Checks run as tasks: a slow proxy never holds up the actor.
 
-use super::messages::{CheckBatch, CheckJob, Crash, Verdict};
+use super::messages::{CheckBatch, CheckJob, CheckNow, Crash, Verdict};
 use crate::checker::{Checker, Expectation, Target};
 use crate::clock::now_ms;
 use crate::state::Shared;
@@ -58,26 +58,34 @@ impl ValidatorPool {
         let permits = self.permits.clone();
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
+            let Some(verdict) = work.run(&permits, job).await else {
                 return;
             };
-            let outcome = work
-                .checker
-                .check(&job.endpoint, &work.target, &work.expect)
-                .await;
-            let anonymity = match (&work.judge, outcome.ok && job.judge) {
-                (Some(judge), true) => work.checker.anonymity(&job.endpoint, judge).await,
-                _ => None,
-            };
             if let Some(balancer) = shared.registry.balancer() {
-                balancer.do_send(Verdict {
-                    key: job.key,
-                    outcome,
-                    anonymity,
-                    at: now_ms(),
-                });
+                balancer.do_send(verdict);
             }
         });
+    }
+}
+
+impl CheckWork {
+    /// Checks one proxy under a permit; `None` when the pool is closing.
+    async fn run(&self, permits: &Semaphore, job: CheckJob) -> Option<Verdict> {
+        let _permit = permits.acquire().await.ok()?;
+        let outcome = self
+            .checker
+            .check(&job.endpoint, &self.target, &self.expect)
+            .await;
+        let anonymity = match (&self.judge, outcome.ok && job.judge) {
+            (Some(judge), true) => self.checker.anonymity(&job.endpoint, judge).await,
+            _ => None,
+        };
+        Some(Verdict {
+            key: job.key,
+            outcome,
+            anonymity,
+            at: now_ms(),
+        })
     }
 }
 
@@ -95,6 +103,23 @@ impl Handler<CheckBatch> for ValidatorPool {
         for job in batch.0 {
             self.spawn_check(job);
         }
+    }
+}
+
+/// Checks on demand run beside the rolling ones, under the same permits.
+impl Handler<CheckNow> for ValidatorPool {
+    type Result = ResponseFuture<Vec<Verdict>>;
+    fn handle(&mut self, msg: CheckNow, _: &mut Self::Context) -> Self::Result {
+        let work = self.work.clone();
+        let permits = self.permits.clone();
+        Box::pin(async move {
+            let checks = msg.0.into_iter().map(|job| work.run(&permits, job));
+            futures_util::future::join_all(checks)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+        })
     }
 }
 

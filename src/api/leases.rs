@@ -62,10 +62,13 @@ fn allocator(
     shared.registry.allocator().ok_or_else(|| unavailable(()))
 }
 
-fn lease_json(l: &Lease, requested: Option<usize>) -> serde_json::Value {
+/// A lease as its holder sees it: managed proxies with their credentials.
+fn lease_json(l: &Lease, requested: Option<usize>, shared: &Shared) -> serde_json::Value {
+    let snap = shared.snapshot();
+    let proxies: Vec<&str> = l.proxies.iter().map(|p| snap.client_url(p)).collect();
     let mut v = json!({
         "lease_id": l.id,
-        "proxies": l.proxies,
+        "proxies": proxies,
         "allocated": l.proxies.len(),
         "expires_at": rfc3339(l.expires_at),
     });
@@ -121,7 +124,7 @@ async fn take(
         .await
         .map_err(unavailable)?
         .map_err(ApiError::Unavailable)?;
-    Ok(HttpResponse::Created().json(lease_json(&lease, Some(count))))
+    Ok(HttpResponse::Created().json(lease_json(&lease, Some(count), &shared)))
 }
 
 async fn renew(
@@ -137,7 +140,7 @@ async fn renew(
         ttl_ms: ttl_ms(ttl, &shared)?,
     };
     match allocator(&shared)?.send(msg).await.map_err(unavailable)? {
-        Ok(Some(lease)) => Ok(HttpResponse::Ok().json(lease_json(&lease, None))),
+        Ok(Some(lease)) => Ok(HttpResponse::Ok().json(lease_json(&lease, None, &shared))),
         Ok(None) => Err(ApiError::NotFound("no such live lease".into())),
         Err(e) => Err(ApiError::Unavailable(e)),
     }
@@ -168,6 +171,7 @@ async fn allocation(req: HttpRequest, shared: web::Data<Shared>) -> Result<HttpR
     let mut proxies = serde_json::Map::new();
     let (mut used, mut capacity) = (0u64, 0u64);
     for s in &snap.serving {
+        let max = s.max_leases.unwrap_or(max);
         let current = loads.per_proxy.get(&s.url).copied().unwrap_or(0);
         used += current.min(max) as u64;
         capacity += max as u64;

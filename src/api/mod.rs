@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod leases;
+pub mod managed;
 pub mod serving;
 pub mod status;
 
@@ -40,6 +41,7 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             .configure(serving::routes)
             .configure(status::routes)
             .configure(leases::routes)
+            .configure(managed::routes)
             .configure(admin::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))

@@ -196,10 +196,10 @@ struct Detail<'a> {
     last_checked_at: Option<String>,
 }
 
-impl<'a> From<&'a Served> for Detail<'a> {
-    fn from(s: &'a Served) -> Self {
+impl<'a> Detail<'a> {
+    fn new(s: &'a Served, snap: &'a PoolSnapshot) -> Self {
         Detail {
-            url: &s.url,
+            url: snap.client_url(&s.url),
             protocol: s.protocol.as_str(),
             tier: s.tier.as_str(),
             latency_ms: s.latency_ms,
@@ -253,14 +253,18 @@ async fn alive(
         }
     }
     let answer = AliveAnswer {
-        proxies: sel.proxies.iter().map(|s| s.url.as_str()).collect(),
+        proxies: sel
+            .proxies
+            .iter()
+            .map(|s| snap.client_url(&s.url))
+            .collect(),
         count: sel.proxies.len(),
         requested: ask.count,
         tiers_used: used,
         degraded: sel.degraded,
         details: ask
             .detail
-            .then(|| sel.proxies.iter().map(|s| Detail::from(*s)).collect()),
+            .then(|| sel.proxies.iter().map(|s| Detail::new(s, &snap)).collect()),
     };
     Ok(HttpResponse::Ok().json(answer))
 }
@@ -272,7 +276,11 @@ async fn proxies(
 ) -> Result<HttpResponse, ApiError> {
     let (ask, snap, loads) = serving_request(&req, &shared, &q)?;
     let sel = pick(&snap, &loads, &ask, true);
-    let urls: Vec<&str> = sel.proxies.iter().map(|s| s.url.as_str()).collect();
+    let urls: Vec<&str> = sel
+        .proxies
+        .iter()
+        .map(|s| snap.client_url(&s.url))
+        .collect();
     Ok(HttpResponse::Ok().json(urls))
 }
 
@@ -288,7 +296,7 @@ async fn list(
     let snap = shared.snapshot();
     let mut body = String::with_capacity(limit.min(snap.serving.len()) * 28);
     for s in snap.serving.iter().take(limit) {
-        body.push_str(&s.url);
+        body.push_str(snap.client_url(&s.url));
         body.push('\n');
     }
     Ok(HttpResponse::Ok()
@@ -302,7 +310,7 @@ async fn random(req: HttpRequest, shared: web::Data<Shared>) -> Result<HttpRespo
     match selection::pick_one(&snap.serving, &mut rand::rng()) {
         Some(s) => Ok(HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
-            .body(format!("{}\n", s.url))),
+            .body(format!("{}\n", snap.client_url(&s.url)))),
         None => Err(ApiError::Unavailable("no working proxy right now".into())),
     }
 }

@@ -65,6 +65,41 @@ impl ManagedProxy {
     }
 }
 
+/// A change to a managed proxy: each field given replaces the old value. The name is what
+/// names the proxy and cannot change.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Patch {
+    pub url: Option<String>,
+    pub kind: Option<String>,
+    pub cost_per_gb: Option<f64>,
+    pub priority: Option<i32>,
+    pub max_leases: Option<u32>,
+}
+
+impl Patch {
+    pub fn is_empty(&self) -> bool {
+        *self == Patch::default()
+    }
+}
+
+impl ManagedProxy {
+    /// This definition with `patch` applied, validated as a new one would be.
+    pub fn patched(&self, patch: &Patch) -> Result<ManagedProxy, String> {
+        let url = match &patch.url {
+            Some(u) => u.clone(),
+            None => self.endpoint.url_with_credentials(),
+        };
+        ManagedProxy::new(
+            &self.name,
+            &url,
+            patch.kind.as_deref().unwrap_or(&self.kind),
+            patch.cost_per_gb.unwrap_or(self.cost_per_gb),
+            patch.priority.unwrap_or(self.priority),
+            patch.max_leases.or(self.max_leases),
+        )
+    }
+}
+
 /// What a managed proxy's health looks like to its owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -160,6 +195,37 @@ mod tests {
         }
         let long = "n".repeat(MAX_NAME + 1);
         assert!(ManagedProxy::new(&long, "http://1.2.3.4:1", "vps", 0.0, 1, None).is_err());
+    }
+
+    #[test]
+    fn a_patch_replaces_only_what_it_names_and_is_validated() {
+        let old =
+            ManagedProxy::new("dc-1", "http://u:pw@10.0.0.1:3128", "vps", 0.5, 1, Some(2)).unwrap();
+        let cheaper = old
+            .patched(&Patch {
+                cost_per_gb: Some(0.1),
+                ..Patch::default()
+            })
+            .unwrap();
+        assert_eq!(cheaper.cost_per_gb, 0.1);
+        assert_eq!(cheaper.endpoint, old.endpoint, "credentials kept");
+        assert_eq!((cheaper.priority, cheaper.max_leases), (1, Some(2)));
+        let moved = old
+            .patched(&Patch {
+                url: Some("http://10.0.0.2:8080".into()),
+                priority: Some(7),
+                ..Patch::default()
+            })
+            .unwrap();
+        assert_eq!(moved.endpoint.key(), "http://10.0.0.2:8080");
+        assert!(moved.endpoint.credentials.is_none());
+        assert_eq!((moved.name.as_str(), moved.priority), ("dc-1", 7));
+        let bad = Patch {
+            kind: Some("mainframe".into()),
+            ..Patch::default()
+        };
+        assert!(old.patched(&bad).is_err());
+        assert!(Patch::default().is_empty() && !bad.is_empty());
     }
 
     #[test]

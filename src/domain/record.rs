@@ -89,6 +89,19 @@ impl ProxyRecord {
         });
     }
 
+    /// The managed definition this record follows, if it is a managed proxy.
+    pub fn managed_def(&self) -> Option<ManagedProxy> {
+        let m = self.managed.as_ref()?;
+        Some(ManagedProxy {
+            name: m.name.clone(),
+            endpoint: self.endpoint.clone(),
+            kind: self.kind.clone(),
+            cost_per_gb: self.cost_per_gb,
+            priority: self.priority,
+            max_leases: m.max_leases,
+        })
+    }
+
     /// May fill a short answer: dead (not blacklisted) and known to have worked once.
     pub fn can_fill(&self) -> bool {
         self.health.tier == Tier::Dead && self.health.ever_passed()
@@ -172,6 +185,7 @@ mod tests {
             ("vps", 2.0, 1)
         );
         assert_eq!(a.managed.as_ref().unwrap().max_leases, Some(3));
+        assert_eq!(a.managed_def().as_ref(), Some(&defs[0]), "round trip");
         assert!(a.endpoint.credentials.is_some());
         let b = records
             .iter()
