@@ -154,13 +154,9 @@ impl Handler<Allocate> for Allocator {
                 .map(|_| format!("{:02x}", rng.random::<u8>()))
                 .collect()
         };
-        let lease = self.book.allocate(
-            id,
-            order,
-            msg.count,
-            now + msg.ttl_ms,
-            msg.session,
-        );
+        let lease = self
+            .book
+            .allocate(id, order, msg.count, now + msg.ttl_ms, msg.session);
         self.publish();
         let row = LeaseRow::new(&lease, now);
         let id = lease.id.clone();

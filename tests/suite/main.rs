@@ -8,6 +8,7 @@ mod cli;
 mod farm_selftest;
 mod feedback;
 mod leases;
+mod managed;
 mod never_empty;
 mod params;
 mod pipeline;

@@ -83,13 +83,26 @@ impl TestApp {
     }
 
     pub async fn admin_post(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
+        self.send(reqwest::Method::POST, path, Some(ADMIN_TOKEN), None)
             .await
-            .expect("request answered");
+    }
+
+    /// Any request, with an optional bearer token and JSON body: (status, JSON body).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut r = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let r = r.send().await.expect("request answered");
         let status = r.status().as_u16();
         (status, r.json::<Value>().await.unwrap_or(Value::Null))
     }
