@@ -34,6 +34,9 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    /// A setting that cannot work (the binary exits 2, as for a bad config file).
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Other(String),
 }
@@ -81,6 +84,7 @@ impl Application {
                  client: set server.client_token to keep them to your own clients"
             );
         }
+        let geoip = open_geoip(&config).await?;
         let admin_token = admin_token(&config, &store.backend().data_dir())?;
         raise_open_files_limit(config.validation.concurrency);
         let snapshot = PoolSnapshot::build(records.iter(), Counters::default(), now_ms(), None);
@@ -98,6 +102,7 @@ impl Application {
             registry: Default::default(),
             store,
             admin_token,
+            geoip,
             preloaded: Mutex::new(Some(records)),
         });
 
@@ -212,6 +217,27 @@ fn raise_open_files_limit(concurrency: usize) {
         Ok(limit) => log::debug!("open files limit: {limit}"),
         Err(e) => log::warn!("cannot read or raise the open files limit: {e}"),
     }
+}
+
+/// Opens `[geoip] path`, if set: a file that cannot be read is a config error.
+async fn open_geoip(config: &Config) -> Result<Option<crate::geoip::GeoIp>, StartError> {
+    let Some(path) = config.geoip.path.clone() else {
+        return Ok(None);
+    };
+    let db = tokio::task::spawn_blocking(move || crate::geoip::GeoIp::open(path.as_ref()))
+        .await
+        .map_err(|e| StartError::Other(format!("opening the GeoIP file panicked: {e}")))?
+        .map_err(|e| StartError::Config(format!("geoip.path: {e}")))?;
+    log::info!(
+        "geoip: {} database with {} entries{}",
+        db.format(),
+        db.len(),
+        match db.skipped() {
+            0 => String::new(),
+            n => format!(", {n} malformed lines skipped"),
+        }
+    );
+    Ok(Some(db))
 }
 
 /// The stored pool, managed proxies included (stored health rows of managed proxies whose

@@ -44,6 +44,7 @@ pub struct Config {
     pub monitors: Vec<MonitorConfig>,
     pub alerts: AlertsConfig,
     pub supervision: SupervisionConfig,
+    pub geoip: GeoIpConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -414,6 +415,14 @@ pub struct EmailConfig {
     pub from: Option<String>,
     #[serde(default)]
     pub to: Vec<String>,
+}
+
+/// `[geoip]`: an optional country database (MaxMind `.mmdb`, or a DB-IP / IP2Location CSV),
+/// used for proxies whose source gives no country.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoIpConfig {
+    pub path: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

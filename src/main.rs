@@ -1,6 +1,6 @@
 //! `proxyvisor [--config FILE]`: reads the config and runs the application until SIGINT/SIGTERM.
 
-use proxyvisor::app::Application;
+use proxyvisor::app::{Application, StartError};
 use proxyvisor::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,16 +40,22 @@ fn main() -> ExitCode {
             }
         };
     let result = actix_rt::System::new().block_on(async move {
-        let app = Application::build(config)
+        let app = Application::build(config).await.map_err(|e| {
+            let code = match e {
+                StartError::Config(_) => 2,
+                _ => 1,
+            };
+            (code, e.to_string())
+        })?;
+        app.run_until_stopped()
             .await
-            .map_err(|e| e.to_string())?;
-        app.run_until_stopped().await.map_err(|e| e.to_string())
+            .map_err(|e| (1, e.to_string()))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("proxyvisor: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct Shared {
     pub registry: Registry,
     pub store: Store,
     pub admin_token: String,
+    /// The `[geoip]` database, when one is configured.
+    pub geoip: Option<crate::geoip::GeoIp>,
     /// The pool loaded at start, handed to the first TierBalancer (later ones reload the store).
     pub preloaded: Mutex<Option<Vec<crate::domain::record::ProxyRecord>>>,
 }
@@ -28,6 +30,16 @@ pub struct Shared {
 impl Shared {
     pub fn take_preloaded(&self) -> Option<Vec<crate::domain::record::ProxyRecord>> {
         lock(&self.preloaded).take()
+    }
+
+    /// Fills a proxy's country from the GeoIP database when nothing gave one; answers whether
+    /// it did.
+    pub fn locate(&self, r: &mut crate::domain::record::ProxyRecord) -> bool {
+        if r.country.is_some() {
+            return false;
+        }
+        r.country = self.geoip.as_ref().and_then(|g| g.lookup(&r.endpoint.host));
+        r.country.is_some()
     }
 
     pub fn snapshot(&self) -> Arc<PoolSnapshot> {

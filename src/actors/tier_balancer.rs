@@ -80,6 +80,16 @@ impl TierBalancer {
 
     fn load(&mut self, records: Vec<ProxyRecord>) {
         self.pool = records.into_iter().map(|r| (r.key(), r)).collect();
+        let located: Vec<String> = (self.pool.iter_mut())
+            .filter_map(|(k, r)| self.shared.locate(r).then(|| k.clone()))
+            .collect();
+        if !located.is_empty() {
+            log::info!(
+                "geoip: countries found for {} stored proxies",
+                located.len()
+            );
+            self.dirty.extend(located);
+        }
         let old = self.shared.snapshot();
         // Counters survive a restart of this actor (they live in the last snapshot).
         self.counters = old.counters;
@@ -299,21 +309,20 @@ impl TierBalancer {
                     added += 1;
                     self.deleted.remove(&key);
                     self.dirty.insert(key.clone());
-                    self.pool.insert(
-                        key,
-                        ProxyRecord {
-                            endpoint: d.endpoint,
-                            source: list.source.clone(),
-                            kind: "free".into(),
-                            cost_per_gb: 0.0,
-                            priority: list.priority,
-                            anonymity: d.anonymity,
-                            country: d.country,
-                            health: Health::default(),
-                            first_seen_at: now,
-                            managed: None,
-                        },
-                    );
+                    let mut rec = ProxyRecord {
+                        endpoint: d.endpoint,
+                        source: list.source.clone(),
+                        kind: "free".into(),
+                        cost_per_gb: 0.0,
+                        priority: list.priority,
+                        anonymity: d.anonymity,
+                        country: d.country,
+                        health: Health::default(),
+                        first_seen_at: now,
+                        managed: None,
+                    };
+                    self.shared.locate(&mut rec);
+                    self.pool.insert(key, rec);
                 }
             }
         }

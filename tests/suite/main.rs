@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod farm_selftest;
 mod feedback;
+mod filters;
 mod leases;
 mod managed;
 mod never_empty;
