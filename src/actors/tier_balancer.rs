@@ -216,6 +216,7 @@ impl TierBalancer {
         if let Some(a) = v.anonymity {
             rec.anonymity = Some(a);
         }
+        crate::domain::profiles::record(&mut rec.profiles, v.outcome.ok, &v.profiles, v.at);
         self.counters.checks_total += 1;
         self.round_checked += 1;
         if v.outcome.ok {
@@ -301,6 +302,7 @@ impl TierBalancer {
                             health: Health::default(),
                             first_seen_at: now,
                             managed: None,
+                            profiles: Vec::new(),
                         },
                     );
                 }
@@ -479,6 +481,7 @@ impl Handler<Report> for TierBalancer {
                 failure,
             },
             anonymity: None,
+            profiles: Vec::new(),
             at: now_ms(),
         });
         true
