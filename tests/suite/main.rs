@@ -11,6 +11,7 @@ mod leases;
 mod never_empty;
 mod params;
 mod pipeline;
+mod profiles;
 mod resurrection;
 mod shutdown;
 mod sources;
