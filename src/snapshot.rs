@@ -86,6 +86,9 @@ pub struct PoolSnapshot {
     pub serving: Vec<Served>,
     /// Indices into `serving`, in the `cheapest` order.
     pub cheapest: Vec<u32>,
+    /// For each check profile (by index in `validation.profiles`), indices into `serving` of the
+    /// proxies whose latest result on it passed, fastest on it first. Missing: none passed.
+    pub profiles: Vec<Vec<u32>>,
     /// Dead proxies that once worked, most recently working first: the never-empty fill.
     pub fill: Vec<Served>,
     /// Managed proxies by name.
@@ -112,6 +115,7 @@ impl PoolSnapshot {
         let mut fill = Vec::new();
         let mut managed = Vec::new();
         let mut client_urls = HashMap::new();
+        let mut profile_results = Vec::new();
         for r in records {
             counts.add(r.health.tier);
             if let Some(view) = ManagedView::of(r) {
@@ -122,6 +126,9 @@ impl PoolSnapshot {
             }
             if r.health.tier.is_serving() {
                 serving.push(r.served());
+                if !r.profiles.is_empty() {
+                    profile_results.push((r.key(), r.profiles.as_slice()));
+                }
             } else if r.can_fill() {
                 fill.push(r.served());
             }
@@ -131,9 +138,11 @@ impl PoolSnapshot {
         managed.sort_by(|a, b| a.name.cmp(&b.name));
         let mut cheapest: Vec<u32> = (0..serving.len() as u32).collect();
         cheapest.sort_by(|&a, &b| cheapest_order(&serving[a as usize], &serving[b as usize]));
+        let profiles = crate::domain::profiles::passers(&serving, profile_results);
         PoolSnapshot {
             serving,
             cheapest,
+            profiles,
             fill,
             managed,
             client_urls,

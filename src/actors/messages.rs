@@ -1,6 +1,7 @@
 //! Messages between actors.
 
 use crate::checker::Outcome;
+pub use crate::domain::profiles::ProfileOutcome;
 use crate::domain::proxy::{Anonymity, Endpoint};
 use crate::domain::source_list::Discovered;
 use actix::Message;
@@ -35,6 +36,8 @@ pub struct Verdict {
     pub key: String,
     pub outcome: Outcome,
     pub anonymity: Option<Anonymity>,
+    /// Check-profile results, run only after a passing main check (empty otherwise).
+    pub profiles: Vec<ProfileOutcome>,
     pub at: i64,
 }
 

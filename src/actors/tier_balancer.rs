@@ -237,6 +237,7 @@ impl TierBalancer {
         if let Some(a) = v.anonymity {
             rec.anonymity = Some(a);
         }
+        crate::domain::profiles::record(&mut rec.profiles, v.outcome.ok, &v.profiles, v.at);
         self.counters.checks_total += 1;
         self.round_checked += 1;
         if v.outcome.ok {
@@ -320,6 +321,7 @@ impl TierBalancer {
                         health: Health::default(),
                         first_seen_at: now,
                         managed: None,
+                        profiles: Vec::new(),
                     };
                     self.shared.locate(&mut rec);
                     self.pool.insert(key, rec);
@@ -492,6 +494,7 @@ impl Handler<Report> for TierBalancer {
                 failure,
             },
             anonymity: None,
+            profiles: Vec::new(),
             at: now_ms(),
         });
         true

@@ -1,8 +1,10 @@
 //! The ValidatorPool checks proxies through `validation.check_url` with bounded concurrency
 //! (`validation.concurrency` checks at once) and a hard timeout per check, and sends each verdict
-//! to the TierBalancer. Checks run as tasks: a slow proxy never holds up the actor.
+//! to the TierBalancer. Checks run as tasks: a slow proxy never holds up the actor. After a
+//! passing check, the check profiles (`[[validation.profiles]]`) run through the same proxy,
+//! concurrently, under the same permit.
 
-use super::messages::{CheckBatch, CheckJob, CheckNow, Crash, Verdict};
+use super::messages::{CheckBatch, CheckJob, CheckNow, Crash, ProfileOutcome, Verdict};
 use crate::checker::{Checker, Expectation, Target};
 use crate::clock::now_ms;
 use crate::state::Shared;
@@ -25,6 +27,8 @@ struct CheckWork {
     target: Target,
     expect: Expectation,
     judge: Option<Target>,
+    /// One target and expectation per check profile, in config order.
+    profiles: Vec<(Target, Expectation)>,
 }
 
 impl ValidatorPool {
@@ -37,6 +41,18 @@ impl ValidatorPool {
         // Both URLs were validated with the config; a failure here would be a bug.
         let target = Target::parse(&v.check_url).expect("validated check_url");
         let judge = v.judge_url.as_deref().and_then(|u| Target::parse(u).ok());
+        let profiles = v
+            .profiles
+            .iter()
+            .map(|p| {
+                let target = Target::parse(&p.check_url).expect("validated profile check_url");
+                let expect = Expectation {
+                    status: p.expect_status,
+                    body: p.expect_body.clone(),
+                };
+                (target, expect)
+            })
+            .collect();
         let work = CheckWork {
             checker: Checker::new(Duration::from_millis(v.timeout_ms)),
             target,
@@ -45,6 +61,7 @@ impl ValidatorPool {
                 body: v.expect_body.clone(),
             },
             judge,
+            profiles,
         };
         ValidatorPool {
             permits: Arc::new(Semaphore::new(v.concurrency)),
@@ -76,16 +93,43 @@ impl CheckWork {
             .checker
             .check(&job.endpoint, &self.target, &self.expect)
             .await;
-        let anonymity = match (&self.judge, outcome.ok && job.judge) {
-            (Some(judge), true) => self.checker.anonymity(&job.endpoint, judge).await,
-            _ => None,
+        let (anonymity, profiles) = if outcome.ok {
+            tokio::join!(self.anonymity(&job), self.profiles(&job))
+        } else {
+            (None, Vec::new())
         };
         Some(Verdict {
             key: job.key,
             outcome,
             anonymity,
+            profiles,
             at: now_ms(),
         })
+    }
+
+    /// The anonymity level from the judge page, when the job asks for it.
+    async fn anonymity(&self, job: &CheckJob) -> Option<crate::domain::proxy::Anonymity> {
+        match (&self.judge, job.judge) {
+            (Some(judge), true) => self.checker.anonymity(&job.endpoint, judge).await,
+            _ => None,
+        }
+    }
+
+    /// Every profile's check, concurrently.
+    async fn profiles(&self, job: &CheckJob) -> Vec<ProfileOutcome> {
+        let checks = self
+            .profiles
+            .iter()
+            .enumerate()
+            .map(|(index, (target, expect))| async move {
+                let o = self.checker.check(&job.endpoint, target, expect).await;
+                ProfileOutcome {
+                    index,
+                    ok: o.ok,
+                    latency_ms: o.latency_ms,
+                }
+            });
+        futures_util::future::join_all(checks).await
     }
 }
 

@@ -5,6 +5,7 @@ use super::error::ApiError;
 use crate::actors::allocator::Loads;
 use crate::clock::rfc3339_opt;
 use crate::domain::lifecycle::Tier;
+use crate::domain::profiles;
 use crate::domain::proxy::{Anonymity, Protocol};
 use crate::domain::selection::{self, Filter, Selection, Served, Strategy};
 use crate::snapshot::PoolSnapshot;
@@ -31,7 +32,8 @@ struct Ask {
     count: usize,
     strategy: Strategy,
     filter: Filter,
-    profile: Option<String>,
+    /// Index of the asked check profile in `validation.profiles`.
+    profile: Option<usize>,
     detail: bool,
 }
 
@@ -77,7 +79,7 @@ fn parse_ask(q: &HashMap<String, String>, shared: &Shared) -> Result<Ask, ApiErr
     let profile = choice(
         nonempty("profile"),
         "profile",
-        |p| profiles.iter().any(|x| x.name == p).then(|| p.to_string()),
+        |p| profiles.iter().position(|x| x.name == p),
         "a name from [[validation.profiles]]",
     )?;
     let detail = choice(
@@ -125,13 +127,18 @@ fn clip(s: &str) -> String {
 
 /// Picks proxies for a request; the fill from dead proxies applies when `allow_fill`.
 fn pick<'a>(snap: &'a PoolSnapshot, loads: &Loads, ask: &Ask, allow_fill: bool) -> Selection<'a> {
-    if ask.profile.is_some() {
-        // No proxy has passed a profile check yet: an empty, degraded answer rather than
-        // proxies not known to work on that target.
-        return Selection {
-            proxies: Vec::new(),
-            degraded: true,
-        };
+    if let Some(i) = ask.profile {
+        // Only proxies known to pass that profile, never the dead fill: an empty, degraded
+        // answer rather than proxies not known to work on that target.
+        return profiles::select(
+            &snap.serving,
+            snap.profiles.get(i).map_or(&[][..], Vec::as_slice),
+            &ask.filter,
+            ask.count,
+            ask.strategy,
+            |s| loads.per_proxy.get(&s.url).copied().unwrap_or(0),
+            &mut rand::rng(),
+        );
     }
     match ask.strategy {
         Strategy::LeastLoaded => {

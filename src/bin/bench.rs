@@ -1076,6 +1076,7 @@ fn serving_record(
         },
         first_seen_at: now - 86_400_000,
         managed: None,
+        profiles: Vec::new(),
     }
 }
 

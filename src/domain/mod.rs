@@ -5,6 +5,7 @@ pub mod anonymity;
 pub mod leases;
 pub mod lifecycle;
 pub mod managed;
+pub mod profiles;
 pub mod proxy;
 pub mod record;
 pub mod resurrection;

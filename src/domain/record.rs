@@ -2,6 +2,7 @@
 
 use super::lifecycle::{Health, Tier};
 use super::managed::ManagedProxy;
+use super::profiles::ProfileResults;
 use super::proxy::{Anonymity, Endpoint};
 use super::selection::Served;
 use std::collections::HashMap;
@@ -31,6 +32,9 @@ pub struct ProxyRecord {
     pub first_seen_at: i64,
     /// Set for managed (paid) proxies.
     pub managed: Option<Managed>,
+    /// Latest check-profile results, by profile index. In memory only (not stored): refilled
+    /// by the rolling revalidation.
+    pub profiles: ProfileResults,
 }
 
 impl ProxyRecord {
@@ -71,6 +75,7 @@ impl ProxyRecord {
             health: Health::default(),
             first_seen_at: now,
             managed: None,
+            profiles: ProfileResults::new(),
         };
         r.apply_managed(def);
         r

@@ -116,6 +116,8 @@ impl ProxyRow {
             },
             first_seen_at: self.first_seen_at,
             managed: None,
+            // Profile results are not stored: the revalidation refills them.
+            profiles: Vec::new(),
         })
     }
 }

@@ -13,6 +13,7 @@ mod managed;
 mod never_empty;
 mod params;
 mod pipeline;
+mod profiles;
 mod resurrection;
 mod shutdown;
 mod sources;
