@@ -45,6 +45,8 @@ pub struct TierBalancer {
     /// Names of the managed proxies defined in the config file (the admin API may not change
     /// them).
     config_managed: HashSet<String>,
+    /// Unix ms this actor (re)started.
+    started_at: i64,
 }
 
 impl TierBalancer {
@@ -61,6 +63,7 @@ impl TierBalancer {
             .collect();
         TierBalancer {
             config_managed,
+            started_at: now_ms(),
             shared,
             rules,
             pool: HashMap::new(),
@@ -142,12 +145,31 @@ impl TierBalancer {
             .filter(|(k, r)| r.health.tier == Tier::Fresh && !self.in_flight.contains_key(*k))
             .map(|(k, _)| k.clone())
             .collect();
+        // Profile results live in memory: serving proxies last checked before this actor
+        // started have none, and are checked at once rather than when revalidation comes.
+        if !v.profiles.is_empty() {
+            keys.extend(
+                (self.pool.iter())
+                    .filter(|(k, r)| {
+                        r.health.tier.is_serving()
+                            && r.profiles.is_empty()
+                            && r.health.last_checked_at < Some(self.started_at)
+                            && !self.in_flight.contains_key(*k)
+                    })
+                    .map(|(k, _)| k.clone()),
+            );
+        }
         let serving = self.pool.values().filter(|r| r.health.tier.is_serving());
         let budget = revalidation::budget(serving.count(), interval_ms, TICK.as_millis() as u64);
+        let early: HashSet<String> = keys.iter().cloned().collect();
         keys.extend(revalidation::pick_due(
             self.pool
                 .iter()
-                .filter(|(k, r)| r.health.tier.is_serving() && !self.in_flight.contains_key(*k))
+                .filter(|(k, r)| {
+                    r.health.tier.is_serving()
+                        && !self.in_flight.contains_key(*k)
+                        && !early.contains(*k)
+                })
                 .map(|(k, r)| (k.clone(), r.health.last_checked_at)),
             interval_ms,
             now,

@@ -17,8 +17,10 @@ const DEADLINE: Duration = Duration::from_secs(20);
 const LATENCIES: [u64; 5] = [300, 0, 0, 100, 150];
 /// Proxies the shop refuses (403): the two fastest on the main check among them.
 const REFUSED_BY_SHOP: [usize; 2] = [1, 3];
-/// The proxies that pass `shop`, fastest first.
-const SHOP_ORDER: [usize; 3] = [2, 4, 0];
+/// Proxy 2 is fast on the main check but slow on the shop.
+const SLOW_AT_SHOP: (usize, u64) = (2, 400);
+/// The proxies that pass `shop`, fastest on the shop first (not fastest on the main check).
+const SHOP_ORDER: [usize; 3] = [4, 0, 2];
 
 fn urls(body: &Value) -> Vec<String> {
     body["proxies"]
@@ -40,6 +42,7 @@ async fn a_profile_serves_only_the_proxies_that_pass_its_target_fastest_first() 
     let shop = Origin::start().await;
     let forum = Origin::start().await;
     farm.block_target_on(&REFUSED_BY_SHOP, shop.port(), 403);
+    farm.proxies[SLOW_AT_SHOP.0].delay_target(shop.port(), SLOW_AT_SHOP.1);
     farm.block_target_on(&[0, 1, 2, 3, 4], forum.port(), 429);
     let url_of = |i: usize| farm.proxies[i].url();
     let shop_urls: Vec<String> = SHOP_ORDER.iter().map(|&i| url_of(i)).collect();
@@ -148,5 +151,43 @@ check_url = "{forum}"
         },
     )
     .await;
+    app.stop().await;
+}
+
+async fn shop_count(app: &TestApp) -> usize {
+    let (_, body) = app.get_json("/api/proxy/alive?profile=shop&count=5").await;
+    urls(&body).len()
+}
+
+/// Profile results live in memory: after a restart, serving proxies are checked on the profiles
+/// at once, not when their revalidation comes (an hour here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_profiles_serve_again_without_waiting_for_revalidation() {
+    let farm = Farm::start(&[(Behaviour::Good, Anonymity::Elite, 0); 3]).await;
+    let shop = Origin::start().await;
+    let source = SourceServer::start().await;
+    source.set_body("/list.txt", farm.plain_list());
+    let (db_url, _db) = sqlite_db();
+    let profile = format!(
+        "[[validation.profiles]]\nname = \"shop\"\ncheck_url = \"{}\"\n",
+        shop.url("/ok")
+    );
+    let config = farm_config(&db_url, &source.url("/list.txt"), &farm, &profile).replace(
+        "revalidate_interval_secs = 1",
+        "revalidate_interval_secs = 3600",
+    );
+    let app = TestApp::start(&config).await;
+    wait::until("the shop to be served", DEADLINE, || async {
+        (shop_count(&app).await == 3).then_some(())
+    })
+    .await;
+    app.stop().await;
+    let before = shop.hits();
+    let app = TestApp::start(&config).await;
+    wait::until("the shop to be served again", DEADLINE, || async {
+        (shop_count(&app).await == 3).then_some(())
+    })
+    .await;
+    assert!(shop.hits() >= before + 3, "checked on the shop again");
     app.stop().await;
 }

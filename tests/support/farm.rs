@@ -477,6 +477,8 @@ struct ProxyShared {
     blocked: Mutex<HashMap<u16, u16>>,
     /// Requests answered with a block status.
     blocked_hits: AtomicUsize,
+    /// Upstream port → extra milliseconds before forwarding there.
+    target_delays: Mutex<HashMap<u16, u64>>,
     /// Wakes the accept loop when the behaviour changes.
     changed: Notify,
     /// Behaviour the accept loop has put into effect (listener state).
@@ -541,6 +543,7 @@ impl FarmProxy {
             auth_failures: AtomicUsize::new(0),
             blocked: Mutex::new(HashMap::new()),
             blocked_hits: AtomicUsize::new(0),
+            target_delays: Mutex::new(HashMap::new()),
             changed: Notify::new(),
             applied: watch::channel(APPLIED_UNKNOWN).0,
             shutdown: watch::channel(false).0,
@@ -639,6 +642,12 @@ impl FarmProxy {
     /// Forwards to `port` again (from the next request on).
     pub fn unblock_target(&self, port: u16) {
         lock(&self.shared.blocked).remove(&port);
+    }
+
+    /// Waits `ms` more before forwarding to upstream `port` (a target that is slow through
+    /// this proxy only).
+    pub fn delay_target(&self, port: u16, ms: u64) {
+        lock(&self.shared.target_delays).insert(port, ms);
     }
 
     /// Unblocks every port.
@@ -846,6 +855,10 @@ async fn forward(shared: &ProxyShared, mut client: TcpStream) {
     if let Some(status) = shared.blocked_status(port) {
         shared.blocked_hits.fetch_add(1, Ordering::SeqCst);
         return reply_error(client, status).await;
+    }
+    let delay = lock(&shared.target_delays).get(&port).copied();
+    if let Some(ms) = delay {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let Ok(mut upstream) = connect_loopback(&host, port).await else {
         return reply_error(client, 502).await;
