@@ -109,6 +109,10 @@ impl Application {
         let actors = Arbiter::new();
         let specs = vec![
             ChildSpec {
+                name: crate::actors::alerter::NAME,
+                start: crate::actors::alerter::Alerter::start,
+            },
+            ChildSpec {
                 name: crate::actors::tier_balancer::NAME,
                 start: TierBalancer::start,
             },

@@ -157,3 +157,8 @@ pub struct ManagedCheck {
 #[derive(Message)]
 #[rtype(result = "Vec<Verdict>")]
 pub struct CheckNow(pub Vec<CheckJob>);
+
+/// Something an admin should hear of (any actor → Alerter).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Alert(pub crate::domain::alerts::AlertEvent);

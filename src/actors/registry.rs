@@ -1,6 +1,7 @@
 //! Where actors find each other. The Supervisor replaces an address when it restarts an actor,
 //! so nobody holds a stale `Addr` to a dead one.
 
+use super::alerter::Alerter;
 use super::allocator::Allocator;
 use super::messages::Crash;
 use super::resurrection_manager::ResurrectionManager;
@@ -18,6 +19,7 @@ pub struct Registry {
     pub fetcher: ArcSwapOption<Addr<SourceFetcher>>,
     pub resurrection: ArcSwapOption<Addr<ResurrectionManager>>,
     pub allocator: ArcSwapOption<Addr<Allocator>>,
+    pub alerter: ArcSwapOption<Addr<Alerter>>,
 }
 
 fn get<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>) -> Option<Addr<A>> {
@@ -42,6 +44,22 @@ impl Registry {
     pub fn allocator(&self) -> Option<Addr<Allocator>> {
         get(&self.allocator)
     }
+    pub fn alerter(&self) -> Option<Addr<Alerter>> {
+        get(&self.alerter)
+    }
+
+    /// Sends an alert to the Alerter; while it restarts the alert is logged and dropped.
+    pub fn alert(&self, event: crate::domain::alerts::AlertEvent) {
+        match self.alerter() {
+            Some(a) => a.do_send(super::messages::Alert(event)),
+            None => log::warn!(
+                "alerter restarting; alert not queued: {} {}: {}",
+                event.kind.as_str(),
+                event.key,
+                event.message
+            ),
+        }
+    }
 
     pub fn set<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>, addr: &Addr<A>) {
         slot.store(Some(Arc::new(addr.clone())));
@@ -54,6 +72,7 @@ impl Registry {
             super::validator_pool::NAME => self.validator().map(|a| a.do_send(Crash)).is_some(),
             super::source_fetcher::NAME => self.fetcher().map(|a| a.do_send(Crash)).is_some(),
             super::allocator::NAME => self.allocator().map(|a| a.do_send(Crash)).is_some(),
+            super::alerter::NAME => self.alerter().map(|a| a.do_send(Crash)).is_some(),
             super::resurrection_manager::NAME => {
                 self.resurrection().map(|a| a.do_send(Crash)).is_some()
             }

@@ -1,6 +1,7 @@
 //! The rules of Proxyvisor as pure code: no IO, no clocks, no actors. Each module holds one set
 //! of rules and its unit tests.
 
+pub mod alerts;
 pub mod anonymity;
 pub mod leases;
 pub mod lifecycle;

@@ -50,6 +50,7 @@ async fn a_panicking_actor_is_restarted_while_the_api_keeps_serving() {
         "resurrection_manager",
         "allocator",
         "source_fetcher",
+        "alerter",
     ] {
         let (status, _) = app
             .admin_post(&format!("/api/admin/actors/{name}/crash"))
