@@ -12,6 +12,7 @@ pub mod record;
 pub mod resurrection;
 pub mod revalidation;
 pub mod selection;
+pub mod service_health;
 pub mod source_list;
 pub mod supervision;
 pub mod tiers;
