@@ -141,22 +141,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn s(url: &str, tier: Tier, latency: u32) -> Served {
-        Served {
-            url: url.into(),
-            protocol: Protocol::Http,
-            tier,
-            latency_ms: Some(latency),
-            success_rate: 1.0,
-            anonymity: None,
-            country: None,
-            kind: "free".into(),
-            cost_per_gb: 0.0,
-            priority: 1000,
-            last_checked_at: None,
-            last_ok_at: None,
-            failing: false,
-            max_leases: None,
-        }
+        crate::domain::selection::test_served(url, tier, latency)
     }
 
     fn res(ok: bool, latency_ms: u32) -> Option<ProfileResult> {

@@ -169,6 +169,27 @@ pub fn parse_count(
     }
 }
 
+/// A served proxy for unit tests: free, HTTP, always passing.
+#[cfg(test)]
+pub fn test_served(url: &str, tier: Tier, latency: u32) -> Served {
+    Served {
+        url: url.into(),
+        protocol: Protocol::Http,
+        tier,
+        latency_ms: Some(latency),
+        success_rate: 1.0,
+        anonymity: None,
+        country: None,
+        kind: "free".into(),
+        cost_per_gb: 0.0,
+        priority: 1000,
+        last_checked_at: None,
+        last_ok_at: None,
+        failing: false,
+        max_leases: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,20 +197,8 @@ mod tests {
 
     fn s(url: &str, tier: Tier, latency: u32) -> Served {
         Served {
-            url: url.into(),
-            protocol: Protocol::Http,
-            tier,
-            latency_ms: Some(latency),
-            success_rate: 1.0,
-            anonymity: None,
-            country: None,
-            kind: "free".into(),
-            cost_per_gb: 0.0,
-            priority: 1000,
-            last_checked_at: None,
             last_ok_at: Some(latency as i64),
-            failing: false,
-            max_leases: None,
+            ..test_served(url, tier, latency)
         }
     }
 
