@@ -3,6 +3,7 @@
 
 use crate::domain::lifecycle::Rules;
 use crate::domain::managed::ManagedProxy;
+use crate::domain::monitor::MonitorDef;
 use crate::domain::proxy::Protocol;
 use crate::env;
 use serde::Deserialize;
@@ -289,7 +290,7 @@ fn default_managed_priority() -> i32 {
     100
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorConfig {
     pub name: String,
@@ -325,13 +326,15 @@ fn default_degradation_threshold() -> u32 {
     3
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecoveryConfig {
     pub action: String,
     pub service_id: Option<String>,
     pub environment_id: Option<String>,
     pub api_key_env: Option<String>,
+    /// The key itself, when it is not in the environment (`api_key_env` is preferred).
+    pub api_key: Option<String>,
     pub api_base: Option<String>,
     pub url: Option<String>,
     pub method: Option<String>,
@@ -341,6 +344,8 @@ pub struct RecoveryConfig {
     pub cooldown_secs: f64,
     pub max_attempts: u32,
     pub then: Option<String>,
+    /// Limit on one repair call or command.
+    pub timeout_secs: f64,
 }
 
 impl Default for RecoveryConfig {
@@ -350,6 +355,7 @@ impl Default for RecoveryConfig {
             service_id: None,
             environment_id: None,
             api_key_env: None,
+            api_key: None,
             api_base: None,
             url: None,
             method: None,
@@ -359,6 +365,7 @@ impl Default for RecoveryConfig {
             cooldown_secs: 60.0,
             max_attempts: 3,
             then: None,
+            timeout_secs: 30.0,
         }
     }
 }
@@ -601,7 +608,23 @@ impl Config {
         }
         positive_secs(self.supervision.within_secs)
             .map_err(|m| invalid("supervision.within_secs", m))?;
+        self.monitors()?;
         Ok(())
+    }
+
+    /// The `[[monitors]]`, validated (names unique); keys named by `api_key_env` are read from
+    /// the environment.
+    pub fn monitors(&self) -> Result<Vec<MonitorDef>, ConfigError> {
+        let mut defs: Vec<MonitorDef> = Vec::with_capacity(self.monitors.len());
+        for (i, m) in self.monitors.iter().enumerate() {
+            let def = MonitorDef::new(m, env::string)
+                .map_err(|e| invalid(format!("monitors[{i}]"), e))?;
+            if defs.iter().any(|d| d.name == def.name) {
+                return Err(invalid(format!("monitors[{i}].name"), "is used twice"));
+            }
+            defs.push(def);
+        }
+        Ok(defs)
     }
 
     /// The `[[managed_proxies]]`, validated (names and URLs unique).
@@ -714,6 +737,7 @@ mod tests {
             [monitors.recovery]
             action = "render"
             service_id = "srv-1"
+            api_key = "rnd_example"
             [alerts.telegram]
             chat_id = 12345
             "#,

@@ -6,6 +6,7 @@ pub mod anonymity;
 pub mod leases;
 pub mod lifecycle;
 pub mod managed;
+pub mod monitor;
 pub mod profiles;
 pub mod proxy;
 pub mod record;

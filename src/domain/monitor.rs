@@ -1,0 +1,464 @@
+//! What a monitor is once its `[[monitors]]` table (or admin API body) is validated: the check,
+//! the health rules and the recovery action, with its secret kept out of `Debug` and answers.
+
+use super::service_health::{Rules, Then};
+use crate::config::MonitorConfig;
+use std::collections::BTreeMap;
+
+/// Longest monitor name accepted.
+pub const MAX_NAME: usize = 64;
+/// The shortest check interval.
+pub const MIN_INTERVAL_MS: u64 = 1000;
+pub const RENDER_API: &str = "https://api.render.com";
+pub const RAILWAY_API: &str = "https://backboard.railway.com";
+
+/// A secret (an API key, a webhook header): `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How a down service is repaired.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recovery {
+    /// Alerts only.
+    None,
+    Render {
+        api_base: String,
+        service_id: String,
+        key: Secret,
+    },
+    Railway {
+        api_base: String,
+        service_id: String,
+        environment_id: String,
+        key: Secret,
+    },
+    Webhook {
+        method: String,
+        url: String,
+        /// Header values may be secrets.
+        headers: Vec<(String, Secret)>,
+        body: Option<String>,
+    },
+    Command {
+        command: String,
+    },
+}
+
+impl Recovery {
+    pub fn action(&self) -> &'static str {
+        match self {
+            Recovery::None => "none",
+            Recovery::Render { .. } => "render",
+            Recovery::Railway { .. } => "railway",
+            Recovery::Webhook { .. } => "webhook",
+            Recovery::Command { .. } => "command",
+        }
+    }
+}
+
+/// A validated monitor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorDef {
+    pub name: String,
+    pub url: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub expect_status: u16,
+    pub expect_body: Option<String>,
+    pub rules: Rules,
+    pub recovery: Recovery,
+    /// Limit on one repair call or command.
+    pub repair_timeout_ms: u64,
+}
+
+fn http_url(s: &str) -> Result<String, String> {
+    let u = url::Url::parse(s).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    Ok(s.to_string())
+}
+
+/// A host root without a path (`https://api.render.com`); a trailing `/` is dropped.
+fn api_base(given: Option<&str>, default: &str) -> Result<String, String> {
+    let base = given.unwrap_or(default).trim_end_matches('/');
+    let u = url::Url::parse(base).map_err(|e| format!("`api_base` is not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.path() != "/" || u.query().is_some() {
+        return Err("`api_base` must be a host root like https://api.render.com".into());
+    }
+    Ok(base.to_string())
+}
+
+fn required<'a>(v: &'a Option<String>, field: &str, action: &str) -> Result<&'a str, String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("`recovery.{field}` is required for action `{action}`"))
+}
+
+fn secs_ms(s: f64, field: &str) -> Result<u64, String> {
+    if s.is_finite() && s >= 0.0 && s <= 86_400.0 {
+        Ok((s * 1000.0).round() as u64)
+    } else {
+        Err(format!("`{field}` must be from 0 to 86400 seconds"))
+    }
+}
+
+impl MonitorDef {
+    /// Validates a monitor; `env` reads the variable `api_key_env` names. Errors name the field
+    /// and never repeat a secret.
+    pub fn new(c: &MonitorConfig, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let name = c.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME {
+            return Err(format!("`name` must be 1 to {MAX_NAME} characters"));
+        }
+        if name.chars().any(|ch| ch.is_control() || ch == '/') {
+            return Err("`name` must not hold control characters or `/`".into());
+        }
+        let url = http_url(&c.url).map_err(|e| format!("`url` {e}"))?;
+        let interval_ms = secs_ms(c.interval_secs, "interval_secs")?;
+        if interval_ms < MIN_INTERVAL_MS {
+            return Err("`interval_secs` must be at least 1".into());
+        }
+        if !(1..=600_000).contains(&c.timeout_ms) {
+            return Err("`timeout_ms` must be from 1 to 600000".into());
+        }
+        if !(100..=599).contains(&c.expect_status) {
+            return Err("`expect_status` must be an HTTP status (100 to 599)".into());
+        }
+        if c.failures_before_down == 0 || c.degradation_threshold == 0 {
+            return Err(
+                "`failures_before_down` and `degradation_threshold` must be at least 1".into(),
+            );
+        }
+        let r = &c.recovery;
+        let action = r.action.as_str();
+        let key = || -> Result<Secret, String> {
+            if let Some(k) = r.api_key.as_deref().filter(|k| !k.trim().is_empty()) {
+                return Ok(Secret(k.trim().to_string()));
+            }
+            let var = required(&r.api_key_env, "api_key_env", action)?;
+            env(var)
+                .map(Secret)
+                .ok_or_else(|| format!("`recovery.api_key_env`: the variable {var} is not set"))
+        };
+        let recovery = match action {
+            "none" => Recovery::None,
+            "render" => Recovery::Render {
+                api_base: api_base(r.api_base.as_deref(), RENDER_API)?,
+                service_id: required(&r.service_id, "service_id", action)?.to_string(),
+                key: key()?,
+            },
+            "railway" => Recovery::Railway {
+                api_base: api_base(r.api_base.as_deref(), RAILWAY_API)?,
+                service_id: required(&r.service_id, "service_id", action)?.to_string(),
+                environment_id: required(&r.environment_id, "environment_id", action)?.to_string(),
+                key: key()?,
+            },
+            "webhook" => {
+                let method = r.method.as_deref().unwrap_or("POST").to_ascii_uppercase();
+                if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
+                    return Err("`recovery.method` must be GET, POST, PUT, PATCH or DELETE".into());
+                }
+                let url = http_url(required(&r.url, "url", action)?)
+                    .map_err(|e| format!("`recovery.url` {e}"))?;
+                let mut headers = Vec::new();
+                for (k, v) in &r.headers {
+                    if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                        || http::HeaderValue::from_str(v).is_err()
+                    {
+                        return Err(format!("`recovery.headers`: `{k}` is not a valid header"));
+                    }
+                    headers.push((k.clone(), Secret(v.clone())));
+                }
+                Recovery::Webhook {
+                    method,
+                    url,
+                    headers,
+                    body: r.body.clone(),
+                }
+            }
+            "command" => Recovery::Command {
+                command: required(&r.command, "command", action)?.to_string(),
+            },
+            other => {
+                return Err(format!(
+                    "`recovery.action` `{}` is not one of render, railway, webhook, command, none",
+                    other.chars().take(32).collect::<String>()
+                ))
+            }
+        };
+        let then = match r.then.as_deref() {
+            None | Some("alert") => Then::Alert,
+            Some("redeploy")
+                if matches!(recovery, Recovery::Render { .. } | Recovery::Railway { .. }) =>
+            {
+                Then::Redeploy
+            }
+            Some("redeploy") => {
+                return Err("`recovery.then = \"redeploy\"` needs action render or railway".into())
+            }
+            Some(_) => return Err("`recovery.then` must be `redeploy` or `alert`".into()),
+        };
+        if r.max_attempts == 0 {
+            return Err("`recovery.max_attempts` must be at least 1".into());
+        }
+        let repair_timeout_ms = secs_ms(r.timeout_secs, "recovery.timeout_secs")?.max(1);
+        Ok(MonitorDef {
+            name: name.to_string(),
+            url,
+            interval_ms,
+            timeout_ms: c.timeout_ms,
+            expect_status: c.expect_status,
+            expect_body: c.expect_body.clone().filter(|b| !b.is_empty()),
+            rules: Rules {
+                failures_before_down: c.failures_before_down,
+                slow_threshold_ms: c.slow_threshold_ms,
+                degradation_threshold: c.degradation_threshold,
+                can_repair: recovery != Recovery::None,
+                cooldown_ms: secs_ms(r.cooldown_secs, "recovery.cooldown_secs")? as i64,
+                max_attempts: r.max_attempts,
+                then,
+            },
+            recovery,
+            repair_timeout_ms,
+        })
+    }
+}
+
+/// Header names and values as configured, for building a request.
+pub fn header_pairs(headers: &[(String, Secret)]) -> BTreeMap<&str, &str> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.0.as_str()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RecoveryConfig;
+
+    fn config(recovery: RecoveryConfig) -> MonitorConfig {
+        MonitorConfig {
+            name: "backend".into(),
+            url: "http://127.0.0.1:9/health".into(),
+            interval_secs: 1.0,
+            timeout_ms: 500,
+            expect_status: 200,
+            expect_body: None,
+            failures_before_down: 2,
+            slow_threshold_ms: 300,
+            degradation_threshold: 3,
+            recovery,
+        }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn render_takes_its_key_from_the_environment_and_hides_it() {
+        let c = config(RecoveryConfig {
+            action: "render".into(),
+            service_id: Some("srv-1".into()),
+            api_key_env: Some("RENDER_KEY".into()),
+            then: Some("redeploy".into()),
+            ..RecoveryConfig::default()
+        });
+        let env = |v: &str| (v == "RENDER_KEY").then(|| "rnd_secret".to_string());
+        let d = MonitorDef::new(&c, env).unwrap();
+        assert_eq!(
+            d.recovery,
+            Recovery::Render {
+                api_base: RENDER_API.into(),
+                service_id: "srv-1".into(),
+                key: Secret("rnd_secret".into())
+            }
+        );
+        assert_eq!(d.rules.then, Then::Redeploy);
+        assert!(d.rules.can_repair);
+        assert!(!format!("{d:?}").contains("rnd_secret"));
+        let e = MonitorDef::new(&c, no_env).unwrap_err();
+        assert!(e.contains("RENDER_KEY") && e.contains("not set"), "{e}");
+    }
+
+    #[test]
+    fn bad_monitors_are_refused_naming_the_field() {
+        let ok = config(RecoveryConfig::default());
+        assert_eq!(
+            MonitorDef::new(&ok, no_env).unwrap().recovery,
+            Recovery::None
+        );
+        let cases: Vec<(MonitorConfig, &str)> = vec![
+            (
+                MonitorConfig {
+                    name: "".into(),
+                    ..ok.clone()
+                },
+                "name",
+            ),
+            (
+                MonitorConfig {
+                    name: "a/b".into(),
+                    ..ok.clone()
+                },
+                "name",
+            ),
+            (
+                MonitorConfig {
+                    url: "ftp://x".into(),
+                    ..ok.clone()
+                },
+                "url",
+            ),
+            (
+                MonitorConfig {
+                    interval_secs: 0.5,
+                    ..ok.clone()
+                },
+                "interval_secs",
+            ),
+            (
+                MonitorConfig {
+                    interval_secs: f64::NAN,
+                    ..ok.clone()
+                },
+                "interval_secs",
+            ),
+            (
+                MonitorConfig {
+                    timeout_ms: 0,
+                    ..ok.clone()
+                },
+                "timeout_ms",
+            ),
+            (
+                MonitorConfig {
+                    expect_status: 42,
+                    ..ok.clone()
+                },
+                "expect_status",
+            ),
+            (
+                MonitorConfig {
+                    failures_before_down: 0,
+                    ..ok.clone()
+                },
+                "failures_before_down",
+            ),
+        ];
+        for (c, field) in cases {
+            let e = MonitorDef::new(&c, no_env).unwrap_err();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        let rec = |r: RecoveryConfig| config(r);
+        for (r, field) in [
+            (
+                RecoveryConfig {
+                    action: "reboot".into(),
+                    ..Default::default()
+                },
+                "action",
+            ),
+            (
+                RecoveryConfig {
+                    action: "render".into(),
+                    api_key: Some("k".into()),
+                    ..Default::default()
+                },
+                "service_id",
+            ),
+            (
+                RecoveryConfig {
+                    action: "railway".into(),
+                    service_id: Some("s".into()),
+                    api_key: Some("k".into()),
+                    ..Default::default()
+                },
+                "environment_id",
+            ),
+            (
+                RecoveryConfig {
+                    action: "render".into(),
+                    service_id: Some("s".into()),
+                    api_key: Some("k".into()),
+                    api_base: Some("https://api.render.com/v1".into()),
+                    ..Default::default()
+                },
+                "api_base",
+            ),
+            (
+                RecoveryConfig {
+                    action: "webhook".into(),
+                    ..Default::default()
+                },
+                "url",
+            ),
+            (
+                RecoveryConfig {
+                    action: "command".into(),
+                    ..Default::default()
+                },
+                "command",
+            ),
+            (
+                RecoveryConfig {
+                    action: "command".into(),
+                    command: Some("true".into()),
+                    then: Some("redeploy".into()),
+                    ..Default::default()
+                },
+                "then",
+            ),
+            (
+                RecoveryConfig {
+                    max_attempts: 0,
+                    ..Default::default()
+                },
+                "max_attempts",
+            ),
+            (
+                RecoveryConfig {
+                    cooldown_secs: -1.0,
+                    ..Default::default()
+                },
+                "cooldown_secs",
+            ),
+        ] {
+            let e = MonitorDef::new(&rec(r), no_env).unwrap_err();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn webhook_headers_are_secrets() {
+        let mut headers = BTreeMap::new();
+        headers.insert("X-Token".to_string(), "hook-secret".to_string());
+        let c = config(RecoveryConfig {
+            action: "webhook".into(),
+            url: Some("http://127.0.0.1:9/hook".into()),
+            method: Some("put".into()),
+            headers,
+            ..RecoveryConfig::default()
+        });
+        let d = MonitorDef::new(&c, no_env).unwrap();
+        assert!(!format!("{d:?}").contains("hook-secret"));
+        match &d.recovery {
+            Recovery::Webhook {
+                method, headers, ..
+            } => {
+                assert_eq!(method, "PUT");
+                assert_eq!(header_pairs(headers)["X-Token"], "hook-secret");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
