@@ -103,7 +103,7 @@ fn required<'a>(v: &'a Option<String>, field: &str, action: &str) -> Result<&'a 
 }
 
 fn secs_ms(s: f64, field: &str) -> Result<u64, String> {
-    if s.is_finite() && s >= 0.0 && s <= 86_400.0 {
+    if (0.0..=86_400.0).contains(&s) {
         Ok((s * 1000.0).round() as u64)
     } else {
         Err(format!("`{field}` must be from 0 to 86400 seconds"))
