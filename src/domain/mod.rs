@@ -14,6 +14,7 @@ pub mod resurrection;
 pub mod revalidation;
 pub mod selection;
 pub mod service_health;
+pub mod service_stats;
 pub mod source_list;
 pub mod supervision;
 pub mod tiers;
