@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod env;
 pub mod geoip;
+pub mod repair;
 pub mod snapshot;
 pub mod state;
 pub mod store;

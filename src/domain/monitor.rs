@@ -102,6 +102,21 @@ fn required<'a>(v: &'a Option<String>, field: &str, action: &str) -> Result<&'a 
         .ok_or_else(|| format!("`recovery.{field}` is required for action `{action}`"))
 }
 
+/// A provider's id of a service or environment: it goes into a URL path.
+fn id(v: &Option<String>, field: &str, action: &str) -> Result<String, String> {
+    let s = required(v, field, action)?;
+    if s.len() > 128
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "`recovery.{field}` must be letters, digits, `-` and `_` (at most 128)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
 fn secs_ms(s: f64, field: &str) -> Result<u64, String> {
     if (0.0..=86_400.0).contains(&s) {
         Ok((s * 1000.0).round() as u64)
@@ -152,7 +167,7 @@ impl MonitorDef {
             "none" => Recovery::None,
             "render" => Recovery::Render {
                 api_base: api_base(r.api_base.as_deref(), RENDER_API)?,
-                service_id: required(&r.service_id, "service_id", action)?.to_string(),
+                service_id: id(&r.service_id, "service_id", action)?,
                 key: key()?,
             },
             "railway" => Recovery::Railway {
