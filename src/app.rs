@@ -97,6 +97,7 @@ impl Application {
             config: config.clone(),
             snapshot: arc_swap::ArcSwap::from_pointee(snapshot),
             resurrection: Default::default(),
+            monitors: Default::default(),
             loads: Default::default(),
             board,
             registry: Default::default(),
@@ -127,6 +128,10 @@ impl Application {
             ChildSpec {
                 name: crate::actors::resurrection_manager::NAME,
                 start: ResurrectionManager::start,
+            },
+            ChildSpec {
+                name: crate::actors::service_monitor::NAME,
+                start: crate::actors::service_monitor::ServiceMonitor::start,
             },
             ChildSpec {
                 name: crate::actors::source_fetcher::NAME,

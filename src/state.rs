@@ -17,6 +17,8 @@ pub struct Shared {
     pub loads: ArcSwap<crate::actors::allocator::Loads>,
     /// Published by the ResurrectionManager.
     pub resurrection: ArcSwap<crate::actors::resurrection_manager::ResurrectionStats>,
+    /// Published by the ServiceMonitor.
+    pub monitors: ArcSwap<crate::actors::service_monitor::MonitorsView>,
     pub board: StatusBoard,
     pub registry: Registry,
     pub store: Store,

@@ -111,7 +111,7 @@ pub struct Release {
 /// applied to the pool and answered; answers the proxy as it is after the change (before it,
 /// for a deletion).
 #[derive(Message, Debug)]
-#[rtype(result = "Result<crate::snapshot::ManagedView, ManagedError>")]
+#[rtype(result = "Result<crate::snapshot::ManagedView, ChangeError>")]
 pub enum ManagedChange {
     Create(crate::domain::managed::ManagedProxy),
     Patch {
@@ -123,9 +123,9 @@ pub enum ManagedChange {
     },
 }
 
-/// Why a managed change was refused.
+/// Why a change (a managed proxy, a monitor) was refused.
 #[derive(Debug, PartialEq)]
-pub enum ManagedError {
+pub enum ChangeError {
     Invalid(String),
     NotFound(String),
     /// The name or URL is taken, or the proxy is defined in the config file.
@@ -162,3 +162,25 @@ pub struct CheckNow(pub Vec<CheckJob>);
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Alert(pub crate::domain::alerts::AlertEvent);
+
+/// Watch one more service (admin API → ServiceMonitor): stored before it is answered.
+#[derive(Message)]
+#[rtype(result = "Result<crate::actors::service_monitor::MonitorView, ChangeError>")]
+pub struct AddMonitor {
+    pub def: crate::domain::monitor::MonitorDef,
+    pub row: crate::store::monitors::MonitorRow,
+}
+
+/// Stop watching a service added through the admin API; answers it as it was.
+#[derive(Message)]
+#[rtype(result = "Result<crate::actors::service_monitor::MonitorView, ChangeError>")]
+pub struct RemoveMonitor {
+    pub name: String,
+}
+
+/// Repair a service now, whatever its state (admin API → ServiceMonitor).
+#[derive(Message)]
+#[rtype(result = "Result<crate::domain::service_health::RepairKind, ChangeError>")]
+pub struct RestartMonitor {
+    pub name: String,
+}

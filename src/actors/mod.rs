@@ -6,6 +6,7 @@ pub mod allocator;
 pub mod messages;
 pub mod registry;
 pub mod resurrection_manager;
+pub mod service_monitor;
 pub mod source_fetcher;
 pub mod supervisor;
 pub mod tier_balancer;

@@ -5,6 +5,7 @@ use super::alerter::Alerter;
 use super::allocator::Allocator;
 use super::messages::Crash;
 use super::resurrection_manager::ResurrectionManager;
+use super::service_monitor::ServiceMonitor;
 use super::source_fetcher::SourceFetcher;
 use super::tier_balancer::TierBalancer;
 use super::validator_pool::ValidatorPool;
@@ -20,6 +21,7 @@ pub struct Registry {
     pub resurrection: ArcSwapOption<Addr<ResurrectionManager>>,
     pub allocator: ArcSwapOption<Addr<Allocator>>,
     pub alerter: ArcSwapOption<Addr<Alerter>>,
+    pub monitor: ArcSwapOption<Addr<ServiceMonitor>>,
 }
 
 fn get<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>) -> Option<Addr<A>> {
@@ -47,6 +49,9 @@ impl Registry {
     pub fn alerter(&self) -> Option<Addr<Alerter>> {
         get(&self.alerter)
     }
+    pub fn monitor(&self) -> Option<Addr<ServiceMonitor>> {
+        get(&self.monitor)
+    }
 
     /// Sends an alert to the Alerter; while it restarts the alert is logged and dropped.
     pub fn alert(&self, event: crate::domain::alerts::AlertEvent) {
@@ -73,6 +78,7 @@ impl Registry {
             super::source_fetcher::NAME => self.fetcher().map(|a| a.do_send(Crash)).is_some(),
             super::allocator::NAME => self.allocator().map(|a| a.do_send(Crash)).is_some(),
             super::alerter::NAME => self.alerter().map(|a| a.do_send(Crash)).is_some(),
+            super::service_monitor::NAME => self.monitor().map(|a| a.do_send(Crash)).is_some(),
             super::resurrection_manager::NAME => {
                 self.resurrection().map(|a| a.do_send(Crash)).is_some()
             }

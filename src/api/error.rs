@@ -49,3 +49,16 @@ impl ResponseError for ApiError {
         r.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
     }
 }
+
+/// A refused change (of a managed proxy or a monitor) as the API answers it.
+impl From<crate::actors::messages::ChangeError> for ApiError {
+    fn from(e: crate::actors::messages::ChangeError) -> Self {
+        use crate::actors::messages::ChangeError;
+        match e {
+            ChangeError::Invalid(m) => ApiError::BadRequest(m),
+            ChangeError::NotFound(m) => ApiError::NotFound(m),
+            ChangeError::Conflict(m) => ApiError::Conflict(m),
+            ChangeError::Store(m) => ApiError::Unavailable(m),
+        }
+    }
+}

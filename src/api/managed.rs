@@ -4,7 +4,8 @@
 
 use super::auth::require_admin;
 use super::error::ApiError;
-use crate::actors::messages::{CheckManaged, ManagedChange, ManagedError};
+use super::naming::{body_name, target_name, NameQuery};
+use crate::actors::messages::{CheckManaged, ManagedChange};
 use crate::clock::rfc3339_opt;
 use crate::config::ManagedProxyConfig;
 use crate::domain::lifecycle::Rules;
@@ -136,12 +137,7 @@ async fn change(shared: &Shared, change: ManagedChange) -> Result<ManagedView, A
         .send(change)
         .await
         .map_err(|_| ApiError::Unavailable("the pool is restarting; try again".into()))?
-        .map_err(|e| match e {
-            ManagedError::Invalid(m) => ApiError::BadRequest(m),
-            ManagedError::NotFound(m) => ApiError::NotFound(m),
-            ManagedError::Conflict(m) => ApiError::Conflict(m),
-            ManagedError::Store(m) => ApiError::Unavailable(m),
-        })
+        .map_err(ApiError::from)
 }
 
 /// `POST /api/admin/proxies`: the body has the fields (and defaults) of `[[managed_proxies]]`.
@@ -176,31 +172,6 @@ struct PatchBody {
     max_leases: Option<u32>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NameQuery {
-    name: Option<String>,
-}
-
-/// The proxy a PATCH or DELETE names: in the path, the query (`?name=`) or the body.
-fn target_name(
-    path: Option<String>,
-    query: Option<String>,
-    body: Option<String>,
-) -> Result<String, ApiError> {
-    let names: Vec<String> = [path, query, body].into_iter().flatten().collect();
-    match names.as_slice() {
-        [] => Err(ApiError::BadRequest(
-            "name the managed proxy: /api/admin/proxies/{name}, ?name= or `name` in the body"
-                .into(),
-        )),
-        [first, rest @ ..] if rest.iter().all(|n| n == first) => Ok(first.clone()),
-        _ => Err(ApiError::BadRequest(
-            "the names in the path, query and body differ".into(),
-        )),
-    }
-}
-
 /// `PATCH /api/admin/proxies[/{name}]`: each field given replaces the old value.
 async fn patch(
     req: HttpRequest,
@@ -212,6 +183,7 @@ async fn patch(
     require_admin(&req, &shared)?;
     let b = body.into_inner();
     let name = target_name(
+        "/api/admin/proxies/{name}",
         path.map(|p| p.into_inner()),
         query.into_inner().name,
         b.name,
@@ -241,17 +213,11 @@ async fn delete(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
-    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice::<NameQuery>(&body)
-            .map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))?
-            .name
-    };
     let name = target_name(
+        "/api/admin/proxies/{name}",
         path.map(|p| p.into_inner()),
         query.into_inner().name,
-        from_body,
+        body_name(&body)?,
     )?;
     let view = change(&shared, ManagedChange::Delete { name }).await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": view.name, "url": view.url})))

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod error;
 pub mod leases;
 pub mod managed;
+pub mod monitors;
+pub mod naming;
 pub mod serving;
 pub mod status;
 
@@ -42,6 +44,7 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             .configure(status::routes)
             .configure(leases::routes)
             .configure(managed::routes)
+            .configure(monitors::routes)
             .configure(admin::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))

@@ -116,6 +116,13 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
     for s in sources.iter().filter(|s| s.status == "error") {
         problems.push(format!("source {} failing", s.name));
     }
+    let monitors = shared.monitors.load_full();
+    for m in monitors.monitors.iter().filter(|m| {
+        use crate::domain::service_health::Status;
+        matches!(m.service.status, Status::Down | Status::Recovering)
+    }) {
+        problems.push(format!("service {} {}", m.name, m.service.status.as_str()));
+    }
     let status = if critical {
         "critical"
     } else if problems.is_empty() {
@@ -131,7 +138,10 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
         "pool": tiers_json(&shared, &snap),
         "store": store,
         "sources": sources,
-        "monitors": {"count": shared.config.monitors.len()},
+        "monitors": {
+            "count": monitors.monitors.len(),
+            "by_status": super::monitors::summary(&monitors.monitors),
+        },
         "alert_channels": {
             "telegram": {"configured": alerts.telegram.as_ref().is_some_and(|t| t.bot_token.is_some() && t.chat_id.is_some())},
             "email": {"configured": alerts.email.as_ref().is_some_and(|e| e.smtp_url.is_some() && !e.to.is_empty())},

@@ -103,6 +103,8 @@ macro_rules! on_conn {
     };
 }
 
+pub mod monitors;
+
 /// `INSERT ... ON CONFLICT (url) DO UPDATE` of every column but the key and `first_seen_at`.
 macro_rules! upsert_proxies {
     ($values:expr) => {
@@ -231,7 +233,7 @@ impl Store {
         &self.backend
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+    pub(crate) fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
         self.pool
             .get()
             .map_err(|e| StoreError::Connect(e.to_string()))

@@ -56,4 +56,12 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(leases, managed_proxies, proxies);
+diesel::table! {
+    monitors (name) {
+        name -> Text,
+        definition -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(leases, managed_proxies, monitors, proxies);

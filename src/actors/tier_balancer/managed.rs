@@ -3,7 +3,7 @@
 
 use super::{TierBalancer, NAME};
 use crate::actors::messages::{
-    CheckJob, CheckManaged, CheckNow, DeadEvent, ManagedChange, ManagedCheck, ManagedError,
+    ChangeError, CheckJob, CheckManaged, CheckNow, DeadEvent, ManagedChange, ManagedCheck,
 };
 use crate::clock::now_ms;
 use crate::domain::lifecycle::Health;
@@ -54,13 +54,13 @@ impl TierBalancer {
     }
 
     /// The stored definition of a proxy an admin may change (not one from the config file).
-    fn changeable(&self, name: &str) -> Result<(String, ManagedProxy), ManagedError> {
+    fn changeable(&self, name: &str) -> Result<(String, ManagedProxy), ChangeError> {
         let key = self
             .managed_key(name)
-            .ok_or_else(|| ManagedError::NotFound(format!("no managed proxy named `{name}`")))?
+            .ok_or_else(|| ChangeError::NotFound(format!("no managed proxy named `{name}`")))?
             .clone();
         if self.config_managed.contains(name) {
-            return Err(ManagedError::Conflict(format!(
+            return Err(ChangeError::Conflict(format!(
                 "`{name}` is defined in the config file; change it there"
             )));
         }
@@ -69,13 +69,13 @@ impl TierBalancer {
     }
 
     /// Refuses a URL another managed proxy already has.
-    fn url_free(&self, def: &ManagedProxy) -> Result<(), ManagedError> {
+    fn url_free(&self, def: &ManagedProxy) -> Result<(), ChangeError> {
         match self
             .pool
             .get(&def.endpoint.key())
             .and_then(|r| r.managed.as_ref())
         {
-            Some(m) if m.name != def.name => Err(ManagedError::Conflict(format!(
+            Some(m) if m.name != def.name => Err(ChangeError::Conflict(format!(
                 "managed proxy `{}` has this URL",
                 m.name
             ))),
@@ -83,11 +83,11 @@ impl TierBalancer {
         }
     }
 
-    fn plan(&self, change: ManagedChange, now: i64) -> Result<(Write, Apply), ManagedError> {
+    fn plan(&self, change: ManagedChange, now: i64) -> Result<(Write, Apply), ChangeError> {
         match change {
             ManagedChange::Create(def) => {
                 if self.managed_key(&def.name).is_some() {
-                    return Err(ManagedError::Conflict(format!(
+                    return Err(ChangeError::Conflict(format!(
                         "a managed proxy named `{}` exists",
                         def.name
                     )));
@@ -99,7 +99,7 @@ impl TierBalancer {
             }
             ManagedChange::Patch { name, patch } => {
                 let (key, old) = self.changeable(&name)?;
-                let def = old.patched(&patch).map_err(ManagedError::Invalid)?;
+                let def = old.patched(&patch).map_err(ChangeError::Invalid)?;
                 self.url_free(&def)?;
                 let row = ManagedRow::new(&def, "api", now);
                 let apply = Apply::Put {
@@ -187,7 +187,7 @@ impl TierBalancer {
 /// Changes are atomic: the actor takes no other message while one is stored, so two changes
 /// never interleave (and verdicts wait a few milliseconds).
 impl Handler<ManagedChange> for TierBalancer {
-    type Result = AtomicResponse<Self, Result<ManagedView, ManagedError>>;
+    type Result = AtomicResponse<Self, Result<ManagedView, ChangeError>>;
 
     fn handle(&mut self, msg: ManagedChange, _: &mut Self::Context) -> Self::Result {
         let (write, apply) = match self.plan(msg, now_ms()) {
@@ -199,19 +199,19 @@ impl Handler<ManagedChange> for TierBalancer {
         AtomicResponse::new(Box::pin(stored.into_actor(self).map(
             move |r, act, _| match r {
                 Ok(Ok(true)) => Ok(act.apply(apply)),
-                Ok(Ok(false)) => Err(ManagedError::NotFound(
+                Ok(Ok(false)) => Err(ChangeError::NotFound(
                     "the managed proxy is no longer stored".into(),
                 )),
-                Ok(Err(e)) if e.is_conflict() => Err(ManagedError::Conflict(
+                Ok(Err(e)) if e.is_conflict() => Err(ChangeError::Conflict(
                     "another managed proxy has this name or URL".into(),
                 )),
                 Ok(Err(e)) => {
                     log::warn!("{NAME}: store refused a managed proxy change: {e}");
-                    Err(ManagedError::Store(format!(
+                    Err(ChangeError::Store(format!(
                         "the store did not take it: {e}"
                     )))
                 }
-                Err(e) => Err(ManagedError::Store(format!("the store write failed: {e}"))),
+                Err(e) => Err(ChangeError::Store(format!("the store write failed: {e}"))),
             },
         )))
     }

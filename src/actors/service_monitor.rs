@@ -1,0 +1,565 @@
+//! The ServiceMonitor watches every hosted service: an HTTP check of each on its own interval
+//! (checks run concurrently, so a slow service never delays another), the state machine of
+//! `domain::service_health` for each, repairs through `repair` when that says so (several at once
+//! when several services are down), alerts through the Alerter, and a published view for
+//! `GET /api/monitors`. Monitors come from the config file and from the admin API (stored).
+
+use super::messages::{AddMonitor, ChangeError, Crash, RemoveMonitor, RestartMonitor};
+use crate::clock::now_ms;
+use crate::domain::alerts::AlertEvent;
+use crate::domain::monitor::MonitorDef;
+use crate::domain::service_health::{Check, Effects, RepairKind, RepairOutcome, Service, Status};
+use crate::domain::service_stats::{RepairRecord, Stats};
+use crate::state::Shared;
+use crate::store::monitors::MonitorRow;
+use actix::prelude::*;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const NAME: &str = "service_monitor";
+const TICK: Duration = Duration::from_millis(50);
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+/// Longest body read from a watched service.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Where a monitor is defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Config,
+    Api,
+}
+
+/// One monitor as `GET /api/monitors` shows it.
+#[derive(Clone, Debug)]
+pub struct MonitorView {
+    pub name: String,
+    pub url: String,
+    pub origin: Origin,
+    pub action: &'static str,
+    pub interval_ms: u64,
+    pub service: Service,
+    pub uptime_percent: Option<f64>,
+    pub avg_response_ms: Option<u64>,
+    pub p95_response_ms: Option<u32>,
+    pub checks_ok: u64,
+    pub checks_total: u64,
+    pub repairs: u64,
+    pub predictive_restarts: u64,
+    pub last_repair: Option<RepairRecord>,
+    pub last_check_at: Option<i64>,
+    pub last_latency_ms: Option<u64>,
+}
+
+/// Every monitor, by name, as last published.
+#[derive(Debug, Default)]
+pub struct MonitorsView {
+    pub monitors: Vec<MonitorView>,
+    pub published_at: i64,
+}
+
+struct Watched {
+    def: Arc<MonitorDef>,
+    origin: Origin,
+    service: Service,
+    stats: Stats,
+    next_at: i64,
+    checking: bool,
+    last_check_at: Option<i64>,
+    last_latency_ms: Option<u64>,
+}
+
+impl Watched {
+    fn new(def: MonitorDef, origin: Origin, first_at: i64) -> Self {
+        let mut stats = Stats::default();
+        stats.on_status(Status::Unknown, first_at);
+        Watched {
+            def: Arc::new(def),
+            origin,
+            service: Service::default(),
+            stats,
+            next_at: first_at,
+            checking: false,
+            last_check_at: None,
+            last_latency_ms: None,
+        }
+    }
+
+    fn view(&self, now: i64) -> MonitorView {
+        MonitorView {
+            name: self.def.name.clone(),
+            url: self.def.url.clone(),
+            origin: self.origin,
+            action: self.def.recovery.action(),
+            interval_ms: self.def.interval_ms,
+            service: self.service.clone(),
+            uptime_percent: self.stats.uptime_percent(now),
+            avg_response_ms: self.stats.avg_response_ms(),
+            p95_response_ms: self.stats.p95_response_ms(),
+            checks_ok: self.stats.checks_ok,
+            checks_total: self.stats.checks_total,
+            repairs: self.stats.repairs,
+            predictive_restarts: self.stats.predictive_restarts,
+            last_repair: self.stats.last_repair.clone(),
+            last_check_at: self.last_check_at,
+            last_latency_ms: self.last_latency_ms,
+        }
+    }
+}
+
+pub struct ServiceMonitor {
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    watched: BTreeMap<String, Watched>,
+    /// Names defined in the config file (the admin API may not remove them).
+    config_names: HashSet<String>,
+    dirty: bool,
+    last_report: Instant,
+}
+
+impl ServiceMonitor {
+    pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
+        super::start_child(shared, arbiter, |r| &r.monitor, ServiceMonitor::new)
+    }
+
+    fn new(shared: Arc<Shared>) -> Self {
+        crate::checker::shared_tls_config(); // installs the rustls provider reqwest needs
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .user_agent(concat!("proxyvisor/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        ServiceMonitor {
+            shared,
+            client,
+            watched: BTreeMap::new(),
+            config_names: HashSet::new(),
+            dirty: true,
+            last_report: Instant::now(),
+        }
+    }
+
+    /// Adds monitors, their first checks spread over the first interval.
+    fn add_all(&mut self, defs: Vec<(MonitorDef, Origin)>) {
+        let now = now_ms();
+        let n = defs.len().max(1) as u64;
+        for (i, (def, origin)) in defs.into_iter().enumerate() {
+            let first = now + (def.interval_ms.min(1000) * i as u64 / n) as i64;
+            self.watched
+                .insert(def.name.clone(), Watched::new(def, origin, first));
+        }
+        self.dirty = true;
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let due: Vec<String> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| !w.checking && w.next_at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for name in due {
+            self.spawn_check(name, now, ctx);
+        }
+        if self.dirty {
+            self.publish();
+        }
+        if self.last_report.elapsed() >= REPORT_EVERY {
+            self.last_report = Instant::now();
+            self.report();
+        }
+    }
+
+    fn spawn_check(&mut self, name: String, now: i64, ctx: &mut Context<Self>) {
+        let Some(w) = self.watched.get_mut(&name) else {
+            return;
+        };
+        w.checking = true;
+        let interval = w.def.interval_ms as i64;
+        // The next check keeps to the schedule; a monitor that fell behind starts afresh.
+        w.next_at = if w.next_at + interval > now {
+            w.next_at + interval
+        } else {
+            now + interval
+        };
+        let def = w.def.clone();
+        let client = self.client.clone();
+        ctx.spawn(
+            async move { probe(&client, &def).await }
+                .into_actor(self)
+                .map(move |check, act, ctx| act.on_check(&name, check, ctx)),
+        );
+    }
+
+    fn on_check(&mut self, name: &str, check: Check, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let Some(w) = self.watched.get_mut(name) else {
+            return; // removed meanwhile
+        };
+        w.checking = false;
+        w.last_check_at = Some(now);
+        let latency = match &check {
+            Check::Ok { latency_ms } => Some(*latency_ms),
+            Check::Failed { .. } => None,
+        };
+        w.last_latency_ms = latency;
+        w.stats.on_check(latency.is_some(), latency);
+        if let Check::Failed { reason } = &check {
+            log::debug!("{NAME}: {name}: check failed: {reason}");
+        }
+        let fx = w.service.on_check(&check, now, &w.def.rules, name);
+        self.apply(name, fx, now, false, ctx);
+        self.dirty = true;
+    }
+
+    /// Carries out what a step of the state machine asked.
+    fn apply(&mut self, name: &str, fx: Effects, now: i64, manual: bool, ctx: &mut Context<Self>) {
+        let Some(w) = self.watched.get_mut(name) else {
+            return;
+        };
+        if let Some((from, to)) = fx.changed {
+            w.stats.on_status(to, now);
+            log::info!(
+                "{NAME}: {name} {} → {}{}",
+                from.as_str(),
+                to.as_str(),
+                w.service
+                    .last_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+        for n in fx.notices {
+            self.shared.registry.alert(AlertEvent {
+                kind: n.kind,
+                key: format!("service:{name}"),
+                severity: n.severity,
+                message: n.message,
+                at: now,
+            });
+        }
+        if let Some(repair) = fx.repair {
+            w.stats
+                .repair_started(repair.kind, repair.predictive, manual, now);
+            log::warn!(
+                "{NAME}: {name}: {} {} through {}",
+                if repair.predictive {
+                    "predictive"
+                } else if manual {
+                    "requested"
+                } else {
+                    "repair:"
+                },
+                repair.kind.as_str(),
+                w.def.recovery.action()
+            );
+            self.spawn_repair(name.to_string(), repair.kind, ctx);
+        }
+    }
+
+    fn spawn_repair(&mut self, name: String, kind: RepairKind, ctx: &mut Context<Self>) {
+        let Some(w) = self.watched.get(&name) else {
+            return;
+        };
+        let def = w.def.clone();
+        let client = self.client.clone();
+        let started = Instant::now();
+        ctx.spawn(
+            async move { crate::repair::run(&client, &def, kind).await }
+                .into_actor(self)
+                .map(move |outcome, act, ctx| {
+                    let now = now_ms();
+                    let Some(w) = act.watched.get_mut(&name) else {
+                        return;
+                    };
+                    let (ok, error) = match &outcome {
+                        RepairOutcome::Done => (true, None),
+                        RepairOutcome::Failed { reason } => (false, Some(reason.clone())),
+                        RepairOutcome::RateLimited { retry_after_ms } => (
+                            false,
+                            Some(format!("rate limited; retrying after {retry_after_ms} ms")),
+                        ),
+                    };
+                    w.stats.repair_finished(ok, error.clone(), now);
+                    log::info!(
+                        "{NAME}: {name}: {} {} in {} ms{}",
+                        kind.as_str(),
+                        if ok { "done" } else { "failed" },
+                        started.elapsed().as_millis(),
+                        error.map(|e| format!(": {e}")).unwrap_or_default()
+                    );
+                    let fx = w
+                        .service
+                        .on_repair_done(kind, &outcome, now, &w.def.rules, &name);
+                    act.apply(&name, fx, now, false, ctx);
+                    act.dirty = true;
+                }),
+        );
+    }
+
+    fn publish(&mut self) {
+        let now = now_ms();
+        let monitors = self.watched.values().map(|w| w.view(now)).collect();
+        self.shared.monitors.store(Arc::new(MonitorsView {
+            monitors,
+            published_at: now,
+        }));
+        self.dirty = false;
+    }
+
+    /// A status line a minute: counts by state, and each service that is not up.
+    fn report(&self) {
+        if self.watched.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for w in self.watched.values() {
+            *counts.entry(w.service.status.as_str()).or_default() += 1;
+        }
+        let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        let troubled: Vec<String> = self
+            .watched
+            .values()
+            .filter(|w| w.service.status != Status::Up)
+            .take(10)
+            .map(|w| {
+                format!(
+                    "{} {} (uptime {})",
+                    w.def.name,
+                    w.service.status.as_str(),
+                    w.stats
+                        .uptime_percent(now)
+                        .map_or("-".into(), |u| format!("{u}%"))
+                )
+            })
+            .collect();
+        log::info!(
+            "{NAME}: {} monitors: {}{}",
+            self.watched.len(),
+            summary.join(", "),
+            if troubled.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", troubled.join(", "))
+            }
+        );
+    }
+
+    fn view_of(&self, name: &str) -> Option<MonitorView> {
+        self.watched.get(name).map(|w| w.view(now_ms()))
+    }
+}
+
+/// One check of a service: the expected status (and body substring) within the timeout.
+async fn probe(client: &reqwest::Client, def: &MonitorDef) -> Check {
+    let started = Instant::now();
+    let failed = |reason: String| Check::Failed { reason };
+    let resp = match client
+        .get(&def.url)
+        .timeout(Duration::from_millis(def.timeout_ms))
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return failed(format!("no answer within {} ms", def.timeout_ms))
+        }
+        Err(e) if e.is_connect() => return failed("connection failed".into()),
+        // Without the URL: it may hold a token.
+        Err(e) => return failed(format!("request failed: {}", e.without_url())),
+    };
+    let status = resp.status().as_u16();
+    if status != def.expect_status {
+        return failed(format!("HTTP {status}, expected {}", def.expect_status));
+    }
+    if let Some(want) = &def.expect_body {
+        let mut resp = resp;
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    body.extend_from_slice(&c[..c.len().min(MAX_BODY - body.len())]);
+                    if body.len() >= MAX_BODY {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => {
+                    return failed(format!("no whole answer within {} ms", def.timeout_ms))
+                }
+                Err(_) => return failed("the answer broke off".into()),
+            }
+        }
+        if !String::from_utf8_lossy(&body).contains(want.as_str()) {
+            return failed("the answer lacks the expected body".into());
+        }
+    }
+    Check::Ok {
+        latency_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+impl Actor for ServiceMonitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        let defs = self.shared.config.monitors().unwrap_or_default();
+        self.config_names = defs.iter().map(|d| d.name.clone()).collect();
+        let store = self.shared.store.clone();
+        let load = async move { tokio::task::spawn_blocking(move || store.load_monitors()).await };
+        ctx.wait(load.into_actor(self).map(move |r, act, _| {
+            let mut all: Vec<(MonitorDef, Origin)> =
+                defs.into_iter().map(|d| (d, Origin::Config)).collect();
+            match r {
+                Ok(Ok(rows)) => {
+                    for row in rows {
+                        match stored_def(&row) {
+                            Ok(d) if act.config_names.contains(&d.name) => log::warn!(
+                                "{NAME}: stored monitor {} is shadowed by the config file's",
+                                d.name
+                            ),
+                            Ok(d) => all.push((d, Origin::Api)),
+                            Err(e) => {
+                                log::warn!("{NAME}: skipping stored monitor {}: {e}", row.name)
+                            }
+                        }
+                    }
+                }
+                Ok(Err(e)) => log::error!("{NAME}: cannot load stored monitors: {e}"),
+                Err(e) => log::error!("{NAME}: loading monitors panicked: {e}"),
+            }
+            if !all.is_empty() {
+                log::info!("{NAME}: watching {} services", all.len());
+            }
+            act.add_all(all);
+            act.publish();
+        }));
+        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+    }
+}
+
+/// A stored monitor's definition.
+fn stored_def(row: &MonitorRow) -> Result<MonitorDef, String> {
+    let c: crate::config::MonitorConfig =
+        serde_json::from_str(&row.definition).map_err(|e| format!("bad JSON: {e}"))?;
+    MonitorDef::new(&c, crate::env::string)
+}
+
+/// Added monitors are stored first; the actor takes no other message meanwhile, so two
+/// changes never interleave.
+impl Handler<AddMonitor> for ServiceMonitor {
+    type Result = AtomicResponse<Self, Result<MonitorView, ChangeError>>;
+
+    fn handle(&mut self, msg: AddMonitor, _: &mut Self::Context) -> Self::Result {
+        if self.watched.contains_key(&msg.def.name) {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(ChangeError::Conflict(
+                format!("a monitor named `{}` exists", msg.def.name),
+            )))));
+        }
+        let store = self.shared.store.clone();
+        let row = msg.row;
+        let write =
+            async move { tokio::task::spawn_blocking(move || store.insert_monitor(&row)).await };
+        let def = msg.def;
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(move |r, act, _| {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if e.is_conflict() => {
+                    return Err(ChangeError::Conflict(
+                        "a monitor of this name is stored".into(),
+                    ))
+                }
+                Ok(Err(e)) => {
+                    return Err(ChangeError::Store(format!(
+                        "the store did not take it: {e}"
+                    )))
+                }
+                Err(e) => return Err(ChangeError::Store(format!("the store write failed: {e}"))),
+            }
+            let name = def.name.clone();
+            log::info!("{NAME}: monitor {name} added ({})", def.recovery.action());
+            act.add_all(vec![(def, Origin::Api)]);
+            act.publish();
+            act.view_of(&name)
+                .ok_or_else(|| ChangeError::NotFound(name.clone()))
+        })))
+    }
+}
+
+impl Handler<RemoveMonitor> for ServiceMonitor {
+    type Result = AtomicResponse<Self, Result<MonitorView, ChangeError>>;
+
+    fn handle(&mut self, msg: RemoveMonitor, _: &mut Self::Context) -> Self::Result {
+        let name = msg.name;
+        let refuse = |e| AtomicResponse::new(Box::pin(actix::fut::ready(Err(e))));
+        let Some(view) = self.view_of(&name) else {
+            return refuse(ChangeError::NotFound(format!("no monitor named `{name}`")));
+        };
+        if self.config_names.contains(&name) {
+            return refuse(ChangeError::Conflict(format!(
+                "`{name}` is defined in the config file; remove it there"
+            )));
+        }
+        let store = self.shared.store.clone();
+        let key = name.clone();
+        let write =
+            async move { tokio::task::spawn_blocking(move || store.delete_monitor(&key)).await };
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(move |r, act, _| {
+            match r {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(ChangeError::Store(format!(
+                        "the store did not take it: {e}"
+                    )))
+                }
+                Err(e) => return Err(ChangeError::Store(format!("the store write failed: {e}"))),
+            }
+            act.watched.remove(&name);
+            log::info!("{NAME}: monitor {name} removed");
+            act.publish();
+            Ok(view)
+        })))
+    }
+}
+
+impl Handler<RestartMonitor> for ServiceMonitor {
+    type Result = Result<RepairKind, ChangeError>;
+
+    fn handle(&mut self, msg: RestartMonitor, ctx: &mut Self::Context) -> Self::Result {
+        let name = msg.name;
+        let now = now_ms();
+        let w = self
+            .watched
+            .get_mut(&name)
+            .ok_or_else(|| ChangeError::NotFound(format!("no monitor named `{name}`")))?;
+        if !w.def.rules.can_repair {
+            return Err(ChangeError::Conflict(format!(
+                "`{name}` has no recovery action (action = \"none\")"
+            )));
+        }
+        let repair = w
+            .service
+            .force_repair(now, &w.def.rules)
+            .ok_or_else(|| ChangeError::Conflict(format!("a repair of `{name}` is running")))?;
+        let fx = Effects {
+            repair: Some(repair),
+            ..Effects::default()
+        };
+        self.apply(&name, fx, now, true, ctx);
+        self.dirty = true;
+        Ok(repair.kind)
+    }
+}
+
+impl Handler<Crash> for ServiceMonitor {
+    type Result = ();
+    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
+        super::crash(NAME);
+    }
+}

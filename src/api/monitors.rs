@@ -1,0 +1,162 @@
+//! Watched services: `GET /api/monitors`, and the admin `POST|DELETE /api/admin/monitors` and
+//! `POST /api/admin/monitors/{name}/restart`. Answers never show a recovery action's secrets.
+
+use super::auth::require_admin;
+use super::error::ApiError;
+use super::naming::{body_name, target_name, NameQuery};
+use crate::actors::messages::{AddMonitor, RemoveMonitor, RestartMonitor};
+use crate::actors::service_monitor::{MonitorView, ServiceMonitor};
+use crate::clock::{now_ms, rfc3339, rfc3339_opt};
+use crate::config::MonitorConfig;
+use crate::domain::monitor::MonitorDef;
+use crate::state::Shared;
+use crate::store::monitors::MonitorRow;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/monitors", web::get().to(list))
+        .route("/api/admin/monitors", web::post().to(add))
+        .route("/api/admin/monitors", web::delete().to(remove))
+        .route("/api/admin/monitors/{name}", web::delete().to(remove))
+        .route(
+            "/api/admin/monitors/{name}/restart",
+            web::post().to(restart),
+        );
+}
+
+pub fn view_json(v: &MonitorView) -> Value {
+    let s = &v.service;
+    json!({
+        "name": v.name,
+        "url": v.url,
+        "origin": v.origin,
+        "action": v.action,
+        "interval_secs": v.interval_ms as f64 / 1000.0,
+        "status": s.status.as_str(),
+        "uptime_percent": v.uptime_percent,
+        "avg_response_ms": v.avg_response_ms,
+        "p95_response_ms": v.p95_response_ms,
+        "last_response_ms": v.last_latency_ms,
+        "checks_ok": v.checks_ok,
+        "checks_total": v.checks_total,
+        "consecutive_failures": s.consecutive_failures,
+        "last_error": s.last_reason,
+        "last_check_at": rfc3339_opt(v.last_check_at),
+        "down_since": rfc3339_opt(s.down_since),
+        "repairs": v.repairs,
+        "predictive_restarts": v.predictive_restarts,
+        "repairing": s.repair_running,
+        "repairs_paused": s.gave_up,
+        "last_repair": v.last_repair.as_ref().map(|r| json!({
+            "kind": r.kind.as_str(),
+            "predictive": r.predictive,
+            "manual": r.manual,
+            "started_at": rfc3339(r.started_at),
+            "took_ms": r.took_ms,
+            "succeeded": r.succeeded,
+            "error": r.error,
+        })),
+    })
+}
+
+/// Counts of monitors by status, every status present (for `/api/monitors` and health).
+pub fn summary(views: &[MonitorView]) -> BTreeMap<&'static str, usize> {
+    let mut counts: BTreeMap<&'static str, usize> =
+        ["up", "degraded", "down", "recovering", "unknown"]
+            .into_iter()
+            .map(|s| (s, 0))
+            .collect();
+    for v in views {
+        *counts.entry(v.service.status.as_str()).or_default() += 1;
+    }
+    counts
+}
+
+/// `GET /api/monitors`: every watched service, by name, and counts by status.
+async fn list(shared: web::Data<Shared>) -> HttpResponse {
+    let view = shared.monitors.load_full();
+    HttpResponse::Ok().json(json!({
+        "count": view.monitors.len(),
+        "summary": summary(&view.monitors),
+        "monitors": view.monitors.iter().map(view_json).collect::<Vec<_>>(),
+    }))
+}
+
+fn monitor(shared: &Shared) -> Result<actix::Addr<ServiceMonitor>, ApiError> {
+    shared
+        .registry
+        .monitor()
+        .ok_or_else(|| ApiError::Unavailable("the service monitor is restarting; try again".into()))
+}
+
+fn restarting<E>(_: E) -> ApiError {
+    ApiError::Unavailable("the service monitor is restarting; try again".into())
+}
+
+/// `POST /api/admin/monitors`: the body is a `[[monitors]]` table as JSON.
+async fn add(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<MonitorConfig>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &shared)?;
+    let config = body.into_inner();
+    let def = MonitorDef::new(&config, crate::env::string).map_err(ApiError::BadRequest)?;
+    let row = MonitorRow {
+        name: def.name.clone(),
+        definition: serde_json::to_string(&MonitorConfig {
+            name: def.name.clone(),
+            ..config
+        })
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        created_at: now_ms(),
+    };
+    let view = monitor(&shared)?
+        .send(AddMonitor { def, row })
+        .await
+        .map_err(restarting)?
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::Created().json(json!({"monitor": view_json(&view)})))
+}
+
+/// `DELETE /api/admin/monitors[/{name}]` (or `?name=`, or `{"name"}` in the body).
+async fn remove(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    path: Option<web::Path<String>>,
+    query: web::Query<NameQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &shared)?;
+    let name = target_name(
+        "/api/admin/monitors/{name}",
+        path.map(|p| p.into_inner()),
+        query.into_inner().name,
+        body_name(&body)?,
+    )?;
+    let view = monitor(&shared)?
+        .send(RemoveMonitor { name })
+        .await
+        .map_err(restarting)?
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::Ok().json(json!({"deleted": view.name})))
+}
+
+/// `POST /api/admin/monitors/{name}/restart`: a restart now, whatever the state and warm-up.
+async fn restart(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &shared)?;
+    let name = name.into_inner();
+    let kind = monitor(&shared)?
+        .send(RestartMonitor { name: name.clone() })
+        .await
+        .map_err(restarting)?
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::Accepted()
+        .json(json!({"monitor": name, "repair": kind.as_str(), "started": true})))
+}

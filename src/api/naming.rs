@@ -1,0 +1,40 @@
+//! Which resource an admin PATCH or DELETE names: in the path, the query (`?name=`) or the body.
+
+use super::error::ApiError;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameQuery {
+    pub name: Option<String>,
+}
+
+/// The one name given (they must agree when given more than once); `what` says how to give it,
+/// e.g. `/api/admin/proxies/{name}`.
+pub fn target_name(
+    what: &str,
+    path: Option<String>,
+    query: Option<String>,
+    body: Option<String>,
+) -> Result<String, ApiError> {
+    let names: Vec<String> = [path, query, body].into_iter().flatten().collect();
+    match names.as_slice() {
+        [] => Err(ApiError::BadRequest(format!(
+            "give a name: {what}, ?name= or `name` in the body"
+        ))),
+        [first, rest @ ..] if rest.iter().all(|n| n == first) => Ok(first.clone()),
+        _ => Err(ApiError::BadRequest(
+            "the names in the path, query and body differ".into(),
+        )),
+    }
+}
+
+/// The `name` of an optional JSON body (`{"name": ...}`); an empty body names nothing.
+pub fn body_name(body: &[u8]) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<NameQuery>(body)
+        .map(|q| q.name)
+        .map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))
+}
