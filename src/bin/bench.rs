@@ -1,4 +1,4 @@
-//! `proxyvisor-bench <classify|serve|all> [--runs N]`: measures the `proxyvisor` service binary on
+//! `proxyvisor-bench <classify|serve|monitors|all> [--runs N]`: measures the `proxyvisor` service binary on
 //! loopback and prints the results as Markdown, for the README.
 //!
 //! * `classify` starts a farm of 5,000 HTTP proxies of mixed behaviour in this process (the test
@@ -7,6 +7,8 @@
 //! * `serve` fills a SQLite store with 10,000 serving proxies, runs the service on it and drives
 //!   `/health` and `/api/proxy/alive?count=100` over keep-alive HTTP/1.1 connections, in
 //!   alternating phases.
+//! * `monitors` watches 2,000 services at a 1 s interval (see `bench/monitors.rs`): CPU, memory
+//!   and the detection latency from a crash to the state change.
 //!
 //! The service runs as a child process: the `proxyvisor` binary beside this one, so build both
 //! (`cargo build --release --bin proxyvisor --bin proxyvisor-bench`). Nothing leaves 127.0.0.1.
@@ -16,6 +18,8 @@
 // to exist for the relative paths to resolve).
 #[path = "../../tests/support/farm.rs"]
 mod farm;
+#[path = "bench/monitors.rs"]
+mod monitors;
 #[path = "../../tests/support/source.rs"]
 mod source;
 
@@ -44,7 +48,7 @@ use tokio::net::TcpStream;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-const USAGE: &str = "usage: proxyvisor-bench <classify|serve|all> [--runs N]";
+const USAGE: &str = "usage: proxyvisor-bench <classify|serve|monitors|all> [--runs N]";
 const DEFAULT_RUNS: usize = 3;
 
 /// Any single request to the service must answer within this.
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
 enum Part {
     Classify,
     Serve,
+    Monitors,
     All,
 }
 
@@ -152,6 +157,7 @@ impl Args {
             match arg.as_str() {
                 "classify" => part = Some(Part::Classify),
                 "serve" => part = Some(Part::Serve),
+                "monitors" => part = Some(Part::Monitors),
                 "all" => part = Some(Part::All),
                 "--runs" => runs = parse_runs(args.next())?,
                 "-h" | "--help" => {
@@ -164,7 +170,7 @@ impl Args {
                 },
             }
         }
-        let part = part.ok_or("say what to measure: classify, serve or all")?;
+        let part = part.ok_or("say what to measure: classify, serve, monitors or all")?;
         Ok(Args { part, runs })
     }
 }
@@ -178,6 +184,9 @@ async fn run(args: Args) -> Result<()> {
     }
     if matches!(args.part, Part::Serve | Part::All) {
         serve(&binary, args.runs).await?;
+    }
+    if matches!(args.part, Part::Monitors | Part::All) {
+        monitors::bench(&binary, args.runs).await?;
     }
     Ok(())
 }
@@ -1313,8 +1322,17 @@ impl Service {
 
     /// VmHWM: the peak resident set so far, in KiB.
     fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// VmRSS: the resident set now, in KiB.
+    fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, key: &str) -> Option<u64> {
         let status = std::fs::read_to_string(self.proc_path("status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(key))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
