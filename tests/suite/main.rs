@@ -17,6 +17,7 @@ mod profiles;
 mod resurrection;
 mod shutdown;
 mod sources;
+mod standins_selftest;
 mod supervision;
 
 use support::farm::{Farm, ORIGIN_BODY};
