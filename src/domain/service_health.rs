@@ -295,6 +295,7 @@ impl Service {
             RepairKind::Redeploy
         } else {
             self.gave_up = true;
+            self.set(Status::Down, fx);
             fx.notices.push(notice(
                 Kind::RepairFailed,
                 Severity::Critical,
@@ -350,6 +351,10 @@ impl Service {
             RepairOutcome::Done => self.quiet_until = now + rules.cooldown_ms,
             RepairOutcome::Failed { reason } => {
                 self.quiet_until = now + rules.cooldown_ms;
+                // Nothing is coming back from a repair that did not happen.
+                if self.status == Status::Recovering {
+                    self.set(Status::Down, &mut fx);
+                }
                 fx.notices.push(notice(
                     Kind::RepairFailed,
                     Severity::Critical,
@@ -360,6 +365,9 @@ impl Service {
                 // Not an attempt: the provider did not look at it.
                 self.repairs_since_up = self.repairs_since_up.saturating_sub(1);
                 self.quiet_until = now + (*retry_after_ms).max(0);
+                if self.status == Status::Recovering {
+                    self.set(Status::Down, &mut fx);
+                }
             }
         }
         fx
@@ -476,6 +484,7 @@ mod tests {
             "gives up once"
         );
         assert!(s.gave_up);
+        assert_eq!(s.status, Status::Down, "nobody is repairing it");
         // Up again: repairs are allowed again from scratch.
         s.on_check(&ok(10), 700_000, &r, "api");
         assert!(!s.gave_up && s.repairs_since_up == 0 && s.escalation.is_none());
@@ -602,6 +611,7 @@ mod tests {
             "api",
         );
         assert_eq!(kinds(&fx), [Kind::RepairFailed]);
+        assert_eq!(fx.changed, Some((Status::Recovering, Status::Down)));
         s.on_check(&fail(), 2000, &r, "api");
         assert_eq!(s.on_check(&fail(), 3000, &r, "api").repair, None);
     }

@@ -10,6 +10,7 @@ mod feedback;
 mod filters;
 mod leases;
 mod managed;
+mod monitors;
 mod never_empty;
 mod params;
 mod pipeline;
