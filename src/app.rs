@@ -184,12 +184,23 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
+        let report = |what: &str, r: Result<Result<Result<usize, String>, _>, _>| match r {
+            Ok(Ok(Ok(n))) => log::info!("shutdown: {n} pending {what} written"),
+            Ok(Ok(Err(e))) => log::error!("shutdown: final write of {what} failed: {e}"),
+            _ => log::error!("shutdown: final write of {what} did not finish"),
+        };
+        let limit = Duration::from_secs(10);
         if let Some(balancer) = self.shared.registry.balancer() {
-            match tokio::time::timeout(Duration::from_secs(10), balancer.send(FlushNow)).await {
-                Ok(Ok(Ok(n))) => log::info!("shutdown: {n} pending rows written"),
-                Ok(Ok(Err(e))) => log::error!("shutdown: final write failed: {e}"),
-                _ => log::error!("shutdown: final write did not finish"),
-            }
+            report(
+                "pool rows",
+                tokio::time::timeout(limit, balancer.send(FlushNow)).await,
+            );
+        }
+        if let Some(monitor) = self.shared.registry.monitor() {
+            report(
+                "monitor stats",
+                tokio::time::timeout(limit, monitor.send(FlushNow)).await,
+            );
         }
         self.actors.stop();
         result

@@ -4,14 +4,14 @@
 //! when several services are down), alerts through the Alerter, and a published view for
 //! `GET /api/monitors`. Monitors come from the config file and from the admin API (stored).
 
-use super::messages::{AddMonitor, ChangeError, Crash, RemoveMonitor, RestartMonitor};
+use super::messages::{AddMonitor, ChangeError, Crash, FlushNow, RemoveMonitor, RestartMonitor};
 use crate::clock::now_ms;
 use crate::domain::alerts::AlertEvent;
 use crate::domain::monitor::MonitorDef;
 use crate::domain::service_health::{Check, Effects, RepairKind, RepairOutcome, Service, Status};
 use crate::domain::service_stats::{RepairRecord, Stats};
 use crate::state::Shared;
-use crate::store::monitors::MonitorRow;
+use crate::store::monitors::{MonitorRow, MonitorStatsRow};
 use actix::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -116,6 +116,9 @@ pub struct ServiceMonitor {
     config_names: HashSet<String>,
     dirty: bool,
     last_report: Instant,
+    /// Monitors whose stats changed since the last write.
+    unsaved: HashSet<String>,
+    saving: bool,
 }
 
 impl ServiceMonitor {
@@ -138,6 +141,8 @@ impl ServiceMonitor {
             config_names: HashSet::new(),
             dirty: true,
             last_report: Instant::now(),
+            unsaved: HashSet::new(),
+            saving: false,
         }
     }
 
@@ -207,6 +212,7 @@ impl ServiceMonitor {
         };
         w.last_latency_ms = latency;
         w.stats.on_check(latency.is_some(), latency);
+        self.unsaved.insert(name.to_string());
         if let Check::Failed { reason } = &check {
             log::debug!("{NAME}: {name}: check failed: {reason}");
         }
@@ -285,6 +291,7 @@ impl ServiceMonitor {
                         ),
                     };
                     w.stats.repair_finished(ok, error.clone(), now);
+                    act.unsaved.insert(name.clone());
                     log::info!(
                         "{NAME}: {name}: {} {} in {} ms{}",
                         kind.as_str(),
@@ -299,6 +306,42 @@ impl ServiceMonitor {
                     act.dirty = true;
                 }),
         );
+    }
+
+    /// Writes the stats that changed, in one transaction, behind the checks.
+    fn save(&mut self, ctx: &mut Context<Self>) {
+        if self.saving || self.unsaved.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let names: Vec<String> = self.unsaved.drain().collect();
+        let rows: Vec<MonitorStatsRow> = names
+            .iter()
+            .filter_map(|n| {
+                let w = self.watched.get(n)?;
+                Some(MonitorStatsRow::new(n, &w.stats.saved(now), now))
+            })
+            .collect();
+        self.saving = true;
+        let store = self.shared.store.clone();
+        let write = async move {
+            tokio::task::spawn_blocking(move || store.save_monitor_stats(&rows)).await
+        };
+        ctx.spawn(write.into_actor(self).map(move |r, act, _| {
+            act.saving = false;
+            let failed = match r {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = failed {
+                log::warn!(
+                    "{NAME}: writing the stats of {} monitors failed, will retry: {e}",
+                    names.len()
+                );
+                act.unsaved.extend(names);
+            }
+        }));
     }
 
     fn publish(&mut self) {
@@ -412,12 +455,22 @@ impl Actor for ServiceMonitor {
         let defs = self.shared.config.monitors().unwrap_or_default();
         self.config_names = defs.iter().map(|d| d.name.clone()).collect();
         let store = self.shared.store.clone();
-        let load = async move { tokio::task::spawn_blocking(move || store.load_monitors()).await };
+        let load = async move {
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, crate::store::StoreError>((
+                    store.load_monitors()?,
+                    store.load_monitor_stats()?,
+                ))
+            })
+            .await
+        };
         ctx.wait(load.into_actor(self).map(move |r, act, _| {
             let mut all: Vec<(MonitorDef, Origin)> =
                 defs.into_iter().map(|d| (d, Origin::Config)).collect();
+            let mut saved = Vec::new();
             match r {
-                Ok(Ok(rows)) => {
+                Ok(Ok((rows, stats))) => {
+                    saved = stats;
                     for row in rows {
                         match stored_def(&row) {
                             Ok(d) if act.config_names.contains(&d.name) => log::warn!(
@@ -438,9 +491,17 @@ impl Actor for ServiceMonitor {
                 log::info!("{NAME}: watching {} services", all.len());
             }
             act.add_all(all);
+            let now = now_ms();
+            for row in saved {
+                if let Some(w) = act.watched.get_mut(&row.name) {
+                    w.stats = Stats::restored(row.saved(), now);
+                }
+            }
             act.publish();
         }));
         ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+        let every = Duration::from_millis(self.shared.config.database.flush_interval_ms.max(200));
+        ctx.run_interval(every, |act, ctx| act.save(ctx));
     }
 }
 
@@ -521,6 +582,7 @@ impl Handler<RemoveMonitor> for ServiceMonitor {
                 Err(e) => return Err(ChangeError::Store(format!("the store write failed: {e}"))),
             }
             act.watched.remove(&name);
+            act.unsaved.remove(&name);
             log::info!("{NAME}: monitor {name} removed");
             act.publish();
             Ok(view)
@@ -554,6 +616,37 @@ impl Handler<RestartMonitor> for ServiceMonitor {
         self.apply(&name, fx, now, true, ctx);
         self.dirty = true;
         Ok(repair.kind)
+    }
+}
+
+/// Writes every monitor's stats now (at shutdown); waits for a write already running.
+impl Handler<FlushNow> for ServiceMonitor {
+    type Result = ResponseActFuture<Self, Result<usize, String>>;
+
+    fn handle(&mut self, msg: FlushNow, _: &mut Self::Context) -> Self::Result {
+        if self.saving {
+            let later = tokio::time::sleep(Duration::from_millis(20));
+            return Box::pin(
+                later
+                    .into_actor(self)
+                    .then(|_, act, ctx| act.handle(msg, ctx)),
+            );
+        }
+        let now = now_ms();
+        let rows: Vec<MonitorStatsRow> = (self.watched.iter())
+            .map(|(n, w)| MonitorStatsRow::new(n, &w.stats.saved(now), now))
+            .collect();
+        self.unsaved.clear();
+        let n = rows.len();
+        let store = self.shared.store.clone();
+        let write = async move {
+            match tokio::task::spawn_blocking(move || store.save_monitor_stats(&rows)).await {
+                Ok(Ok(())) => Ok(n),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        Box::pin(write.into_actor(self))
     }
 }
 

@@ -43,7 +43,7 @@ impl Status {
 }
 
 /// What a repair does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RepairKind {
     Restart,

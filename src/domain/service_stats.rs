@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 pub const RECENT: usize = 1000;
 
 /// One repair, as `GET /api/monitors` shows the last one.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RepairRecord {
     pub kind: RepairKind,
     pub predictive: bool,
@@ -19,6 +19,21 @@ pub struct RepairRecord {
     /// `None` while it runs.
     pub succeeded: Option<bool>,
     pub error: Option<String>,
+}
+
+/// What is stored of the stats (not the recent answer times, nor the current state: a restarted
+/// service starts `unknown`, and the time it was not running counts for neither side).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Saved {
+    pub checks_total: u64,
+    pub checks_ok: u64,
+    pub latency_sum_ms: u64,
+    pub latency_count: u64,
+    pub available_ms: i64,
+    pub unavailable_ms: i64,
+    pub repairs: u64,
+    pub predictive_restarts: u64,
+    pub last_repair: Option<RepairRecord>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -72,6 +87,40 @@ impl Stats {
                 s if s.is_available() => self.available_ms += d,
                 _ => self.unavailable_ms += d,
             }
+        }
+    }
+
+    /// The stored form, with the current state's time counted up to `now`.
+    pub fn saved(&self, now: i64) -> Saved {
+        let mut s = self.clone();
+        s.close(now);
+        Saved {
+            checks_total: s.checks_total,
+            checks_ok: s.checks_ok,
+            latency_sum_ms: s.latency_sum_ms,
+            latency_count: s.latency_count,
+            available_ms: s.available_ms,
+            unavailable_ms: s.unavailable_ms,
+            repairs: s.repairs,
+            predictive_restarts: s.predictive_restarts,
+            last_repair: s.last_repair,
+        }
+    }
+
+    /// Stats carried on from a stored form, in state `unknown` from `now`.
+    pub fn restored(saved: Saved, now: i64) -> Stats {
+        Stats {
+            checks_total: saved.checks_total,
+            checks_ok: saved.checks_ok,
+            latency_sum_ms: saved.latency_sum_ms,
+            latency_count: saved.latency_count,
+            available_ms: saved.available_ms,
+            unavailable_ms: saved.unavailable_ms,
+            repairs: saved.repairs,
+            predictive_restarts: saved.predictive_restarts,
+            last_repair: saved.last_repair,
+            since: Some(now),
+            ..Stats::default()
         }
     }
 
@@ -144,6 +193,27 @@ mod tests {
             Some(80.0),
             "asking changes nothing"
         );
+    }
+
+    #[test]
+    fn stored_stats_carry_on_after_a_restart() {
+        let mut s = Stats::default();
+        s.on_status(Status::Up, 0);
+        s.on_check(true, Some(40));
+        s.repair_started(RepairKind::Restart, false, false, 500);
+        s.on_status(Status::Down, 9_000);
+        let saved = s.saved(10_000);
+        assert_eq!((saved.available_ms, saved.unavailable_ms), (9_000, 1_000));
+        // Not running from 10 s to 60 s: that time counts for neither side.
+        let mut r = Stats::restored(saved.clone(), 60_000);
+        assert_eq!(r.uptime_percent(60_000), Some(90.0));
+        r.on_status(Status::Up, 60_000);
+        assert_eq!(r.uptime_percent(70_000), Some(95.0));
+        assert_eq!(
+            (r.checks_total, r.repairs, r.avg_response_ms()),
+            (1, 1, Some(40))
+        );
+        assert_eq!(r.last_repair, saved.last_repair);
     }
 
     #[test]

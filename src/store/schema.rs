@@ -64,4 +64,26 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(leases, managed_proxies, monitors, proxies);
+diesel::table! {
+    monitor_stats (name) {
+        name -> Text,
+        checks_total -> BigInt,
+        checks_ok -> BigInt,
+        latency_sum_ms -> BigInt,
+        latency_count -> BigInt,
+        available_ms -> BigInt,
+        unavailable_ms -> BigInt,
+        repairs -> BigInt,
+        predictive_restarts -> BigInt,
+        last_repair -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    leases,
+    managed_proxies,
+    monitor_stats,
+    monitors,
+    proxies
+);

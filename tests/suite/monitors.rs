@@ -100,6 +100,19 @@ async fn a_crash_is_repaired_through_render_and_the_service_comes_back() {
     assert_eq!(render.deploys(), 0);
     let body = app.get("/api/monitors").await.text().await.unwrap();
     assert!(!body.contains("rnd-test-key"), "{body}");
+
+    // What it saw is stored: after a restart the figures carry on.
+    let cfg = config(&db, &monitor("backend", &svc.url("/health"), "", &recovery));
+    let before = monitor_of(&app, "backend").await;
+    app.stop().await;
+    let app = TestApp::start(&cfg).await;
+    let m = wait_for(&app, "backend", "reloaded", |m| m["repairs"] == 1).await;
+    assert_eq!(m["last_repair"]["kind"], "restart", "{m}");
+    assert!(
+        m["checks_total"].as_u64() >= before["checks_total"].as_u64(),
+        "{m}"
+    );
+    assert!(m["uptime_percent"].as_f64().unwrap() < 100.0, "{m}");
     app.stop().await;
 }
 

@@ -1,1 +1,2 @@
+DROP TABLE monitor_stats;
 DROP TABLE monitors;
