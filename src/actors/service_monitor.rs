@@ -623,13 +623,13 @@ impl Handler<RestartMonitor> for ServiceMonitor {
 impl Handler<FlushNow> for ServiceMonitor {
     type Result = ResponseActFuture<Self, Result<usize, String>>;
 
-    fn handle(&mut self, msg: FlushNow, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: FlushNow, _: &mut Self::Context) -> Self::Result {
         if self.saving {
             let later = tokio::time::sleep(Duration::from_millis(20));
             return Box::pin(
                 later
                     .into_actor(self)
-                    .then(|_, act, ctx| act.handle(msg, ctx)),
+                    .then(|_, act, ctx| act.handle(FlushNow, ctx)),
             );
         }
         let now = now_ms();
