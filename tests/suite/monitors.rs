@@ -495,3 +495,53 @@ async fn admins_add_restart_and_remove_monitors() {
     assert_eq!(list["count"], 1, "{list}");
     app.stop().await;
 }
+
+/// Three services down at once are repaired at once: each repair command waits until all three
+/// have started, which only succeeds when they run in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_down_together_are_repaired_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let names = ["svc-a", "svc-b", "svc-c"];
+    let mut services = Vec::new();
+    for _ in names {
+        services.push(HostedService::start().await);
+    }
+    let all_started = names
+        .iter()
+        .map(|n| format!("[ -e {d}/{n} ]"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let db = sqlite_db();
+    let tables: String = names
+        .iter()
+        .zip(&services)
+        .map(|(n, s)| {
+            let command = format!(
+                "touch {d}/{n}; i=0; while [ $i -lt 100 ]; do if {all_started}; then exit 0; fi; \
+                 sleep 0.1; i=$((i+1)); done; exit 1"
+            );
+            monitor(
+                n,
+                &s.url("/"),
+                "",
+                &format!("action = \"command\"\ncommand = '{command}'\ntimeout_secs = 15\n"),
+            )
+        })
+        .collect();
+    let app = TestApp::start(&config(&db, &tables)).await;
+    for n in names {
+        wait_for(&app, n, "up", status_is("up")).await;
+    }
+    for s in &services {
+        s.set_mode(Mode::Crashed);
+    }
+    for n in names {
+        let m = wait_for(&app, n, "its repair to finish", |m| {
+            !m["last_repair"]["succeeded"].is_null()
+        })
+        .await;
+        assert_eq!(m["last_repair"]["succeeded"], true, "{m}");
+    }
+    app.stop().await;
+}
