@@ -601,7 +601,25 @@ impl Config {
         }
         positive_secs(self.supervision.within_secs)
             .map_err(|m| invalid("supervision.within_secs", m))?;
+        let a = &self.alerts;
+        if !a.cooldown_secs.is_finite() || a.cooldown_secs < 0.0 {
+            return Err(invalid(
+                "alerts.cooldown_secs",
+                "must be a number of seconds >= 0",
+            ));
+        }
+        self.daily_report_at()?;
+        crate::channels::validate(a).map_err(|(k, m)| invalid(k, m))?;
         Ok(())
+    }
+
+    /// `alerts.daily_report_at` (UTC); `None` when it is `""` (no daily report).
+    pub fn daily_report_at(&self) -> Result<Option<crate::domain::alerts::DailyAt>, ConfigError> {
+        match &self.alerts.daily_report_at {
+            None => Ok(None),
+            Some(s) => crate::domain::alerts::DailyAt::parse(s)
+                .map_err(|m| invalid("alerts.daily_report_at", m)),
+        }
     }
 
     /// The `[[managed_proxies]]`, validated (names and URLs unique).
