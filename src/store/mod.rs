@@ -103,6 +103,9 @@ macro_rules! on_conn {
     };
 }
 
+// After `on_conn!`, which it uses.
+pub mod alerts;
+
 /// `INSERT ... ON CONFLICT (url) DO UPDATE` of every column but the key and `first_seen_at`.
 macro_rules! upsert_proxies {
     ($values:expr) => {

@@ -56,4 +56,38 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(leases, managed_proxies, proxies);
+diesel::table! {
+    alerts (id) {
+        id -> BigInt,
+        kind -> Text,
+        key -> Text,
+        severity -> Text,
+        message -> Text,
+        repeats -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        closed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    alert_deliveries (alert_id, channel) {
+        alert_id -> BigInt,
+        channel -> Text,
+        state -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Nullable<BigInt>,
+        sent_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(alert_deliveries -> alerts (alert_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    alert_deliveries,
+    alerts,
+    leases,
+    managed_proxies,
+    proxies
+);
