@@ -758,6 +758,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("validation.concurrency"));
+        for (toml, key) in [
+            (
+                "[alerts]\ndaily_report_at = \"25:00\"",
+                "alerts.daily_report_at",
+            ),
+            ("[alerts]\ncooldown_secs = -1", "alerts.cooldown_secs"),
+            (
+                "[alerts.telegram]\napi_base = \"telegram\"",
+                "alerts.telegram.api_base",
+            ),
+            (
+                "[alerts.email]\nsmtp_url = \"http://x\"",
+                "alerts.email.smtp_url",
+            ),
+            ("[alerts.email]\nto = [\"nobody\"]", "alerts.email.to[0]"),
+        ] {
+            let e = Config::from_toml(toml).unwrap().validate().unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+        let c = Config::from_toml("[alerts]\ndaily_report_at = \"\"").unwrap();
+        assert_eq!(
+            c.daily_report_at().unwrap(),
+            None,
+            "\"\" turns the report off"
+        );
+        assert_eq!(
+            Config::default().daily_report_at().unwrap(),
+            Some(crate::domain::alerts::DailyAt { hour: 9, minute: 0 })
+        );
         let mut c = Config::default();
         c.database.url = "mysql://x".into();
         assert!(c
