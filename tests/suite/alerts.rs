@@ -1,9 +1,10 @@
 //! Alerts reach the admin on Telegram and by email through a stored outbox: retried after a
 //! 429's `retry_after`, kept while the SMTP relay is down (across a restart of the service too),
-//! folded within the cooldown, raised when the pool empties, and never showing a secret.
+//! folded within the cooldown, raised when the pool empties, a managed proxy goes down or an actor
+//! fails, and never showing a secret.
 
 use crate::support::app::{postgres_db, sqlite_db, TestApp, TestDb, ADMIN_TOKEN};
-use crate::support::farm::Behaviour;
+use crate::support::farm::{Anonymity, Behaviour, FarmProxy};
 use crate::support::smtp::SmtpServer;
 use crate::support::telegram::TelegramServer;
 use crate::support::wait;
@@ -333,17 +334,45 @@ async fn repeats_within_the_cooldown_fold_into_one_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_empty_pool_and_a_failed_actor_raise_critical_alerts() {
+async fn an_empty_pool_a_down_managed_proxy_and_a_failed_actor_raise_alerts() {
     let tg = TelegramServer::start(TOKEN).await;
     let alerts_cfg = alerts_toml(300.0, Some(&tg), None);
     let Running {
         farm, app, db: _db, ..
-    } = start_serving(&[0, 0], |c| {
+    } = start_serving(&[0], |c| {
         c + &alerts_cfg + "[supervision]\nfault_injection = true\nmax_restarts = 1\n"
+    })
+    .await;
+    // A managed proxy beside the farm's one.
+    let paid = FarmProxy::start(Behaviour::Good, Anonymity::Elite, 0).await;
+    let (status, body) = app
+        .send(
+            Method::POST,
+            "/api/admin/proxies",
+            Some(ADMIN_TOKEN),
+            Some(&json!({"name": "dc", "url": paid.url()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait::until("the managed proxy to be healthy", DEADLINE, || async {
+        let (_, s) = app.get_json("/api/v1/proxy/status").await;
+        (s["proxies"][0]["status"] == "healthy").then_some(())
     })
     .await;
     assert!(tg.messages().is_empty(), "a healthy pool says nothing");
 
+    paid.set_behaviour_and_wait(Behaviour::Refuse).await;
+    let m = wait::until("the managed proxy's down message", DEADLINE, || async {
+        tg.messages()
+            .into_iter()
+            .find(|m| m.text.contains("managed proxy `dc` is down"))
+    })
+    .await;
+    assert!(
+        m.text.starts_with("[CRITICAL] managed_proxy_status\n"),
+        "{}",
+        m.text
+    );
     for p in &farm.proxies {
         p.set_behaviour_and_wait(Behaviour::Refuse).await;
     }
