@@ -59,6 +59,8 @@ pub struct Alerter {
     outbox: BTreeMap<(i64, &'static str), Pending>,
     /// A channel that asked to wait (`retry_after`) is not tried before this time.
     paused: HashMap<&'static str, i64>,
+    /// `alerts.daily_report_at`, and when the next report is due.
+    daily: Option<alerts::DailyAt>,
     next_report: Option<i64>,
 }
 
@@ -70,8 +72,7 @@ impl Alerter {
     fn new(shared: Arc<Shared>) -> Self {
         let a = &shared.config.alerts;
         let channels = channels::from_config(a);
-        let next_report =
-            (shared.config.daily_report_at().ok().flatten()).map(|d| d.next_after(now_ms()));
+        let daily = shared.config.daily_report_at().ok().flatten();
         Alerter {
             cooldown_ms: (a.cooldown_secs.clamp(0.0, 1e9) * 1000.0) as i64,
             channels,
@@ -79,7 +80,8 @@ impl Alerter {
             open: Vec::new(),
             outbox: BTreeMap::new(),
             paused: HashMap::new(),
-            next_report,
+            next_report: daily.map(|d| d.next_after(now_ms())),
+            daily,
         }
     }
 
@@ -313,6 +315,7 @@ impl Alerter {
             return;
         };
         p.in_flight = false;
+        let channel_fault = matches!(r, Err(Attempt::Send(_)));
         let result = match r {
             Ok(()) => Ok(()),
             Err(Attempt::Send(e)) => Err(e),
@@ -375,11 +378,12 @@ impl Alerter {
                 s.state = "ok";
                 s.last_sent_at = Some(stamp);
             }
-            Some(e) => {
+            Some(e) if channel_fault => {
                 s.state = "failing";
                 s.last_error = Some(e.clone());
                 s.last_error_at = Some(stamp);
             }
+            Some(_) => {}
         });
         let store = self.shared.store.clone();
         let write =
@@ -396,8 +400,7 @@ impl Alerter {
     /// Sends the daily report when its time has come.
     fn report_if_due(&mut self, ctx: &mut Context<Self>) {
         let now = now_ms();
-        let (Some(due), Ok(Some(at))) = (self.next_report, self.shared.config.daily_report_at())
-        else {
+        let (Some(due), Some(at)) = (self.next_report, self.daily) else {
             return;
         };
         if due > now {
