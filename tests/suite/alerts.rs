@@ -212,7 +212,8 @@ async fn the_test_alert_reaches_telegram_and_email() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_telegram_429_is_retried_after_retry_after_and_arrives_once() {
     let tg = TelegramServer::start(TOKEN).await;
-    tg.answer_429(1, 1);
+    // 2 s: longer than the first backoff step (1 s), so only an honoured retry_after passes.
+    tg.answer_429(1, 2);
     let (url, _db) = sqlite_db();
     let app = TestApp::start(&config(&url, &alerts_toml(300.0, Some(&tg), None))).await;
 
@@ -227,8 +228,8 @@ async fn a_telegram_429_is_retried_after_retry_after_and_arrives_once() {
     assert_eq!(tg.requests(), 2);
     let waited = msgs[0].at.duration_since(tg.refusals()[0]);
     assert!(
-        waited >= Duration::from_millis(950),
-        "sent {waited:?} after the 429 that said retry_after = 1"
+        waited >= Duration::from_millis(1950),
+        "sent {waited:?} after the 429 that said retry_after = 2"
     );
     assert!(
         a["deliveries"].get("email").is_none(),
