@@ -74,9 +74,8 @@ impl Supervisor {
             let name = child.spec.name;
             match child.restart_at {
                 None if !(child.alive)() => {
-                    let was_failed = child.intensity.is_failed(now);
                     let d = child.intensity.on_crash(now);
-                    if d.failed && !was_failed {
+                    if d.newly_failed {
                         self.alerts.push(AlertEvent::new(
                             Kind::ActorFailed,
                             format!("actor:{name}"),
