@@ -608,8 +608,26 @@ impl Config {
         }
         positive_secs(self.supervision.within_secs)
             .map_err(|m| invalid("supervision.within_secs", m))?;
+        let a = &self.alerts;
+        if !a.cooldown_secs.is_finite() || a.cooldown_secs < 0.0 {
+            return Err(invalid(
+                "alerts.cooldown_secs",
+                "must be a number of seconds >= 0",
+            ));
+        }
+        self.daily_report_at()?;
+        crate::channels::validate(a).map_err(|(k, m)| invalid(k, m))?;
         self.monitors()?;
         Ok(())
+    }
+
+    /// `alerts.daily_report_at` (UTC); `None` when it is `""` (no daily report).
+    pub fn daily_report_at(&self) -> Result<Option<crate::domain::alerts::DailyAt>, ConfigError> {
+        match &self.alerts.daily_report_at {
+            None => Ok(None),
+            Some(s) => crate::domain::alerts::DailyAt::parse(s)
+                .map_err(|m| invalid("alerts.daily_report_at", m)),
+        }
     }
 
     /// The `[[monitors]]`, validated (names unique); keys named by `api_key_env` are read from
@@ -764,6 +782,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("validation.concurrency"));
+        for (toml, key) in [
+            (
+                "[alerts]\ndaily_report_at = \"25:00\"",
+                "alerts.daily_report_at",
+            ),
+            ("[alerts]\ncooldown_secs = -1", "alerts.cooldown_secs"),
+            (
+                "[alerts.telegram]\napi_base = \"telegram\"",
+                "alerts.telegram.api_base",
+            ),
+            (
+                "[alerts.email]\nsmtp_url = \"http://x\"",
+                "alerts.email.smtp_url",
+            ),
+            ("[alerts.email]\nto = [\"nobody\"]", "alerts.email.to[0]"),
+        ] {
+            let e = Config::from_toml(toml).unwrap().validate().unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+        let c = Config::from_toml("[alerts]\ndaily_report_at = \"\"").unwrap();
+        assert_eq!(
+            c.daily_report_at().unwrap(),
+            None,
+            "\"\" turns the report off"
+        );
+        assert_eq!(
+            Config::default().daily_report_at().unwrap(),
+            Some(crate::domain::alerts::DailyAt { hour: 9, minute: 0 })
+        );
         let mut c = Config::default();
         c.database.url = "mysql://x".into();
         assert!(c

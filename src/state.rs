@@ -92,6 +92,27 @@ pub struct StoreStatus {
     pub rows_written: u64,
 }
 
+/// An alert channel's health: `ok` until an attempt fails, `failing` until one succeeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChannelStatus {
+    pub state: &'static str,
+    /// Redacted: never a token or password.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub last_sent_at: Option<String>,
+}
+
+impl Default for ChannelStatus {
+    fn default() -> Self {
+        ChannelStatus {
+            state: "ok",
+            last_error: None,
+            last_error_at: None,
+            last_sent_at: None,
+        }
+    }
+}
+
 /// Status shown by `/api/health/comprehensive`. Each lock is held only to copy a value in or out,
 /// never across IO.
 #[derive(Default)]
@@ -99,6 +120,7 @@ pub struct StatusBoard {
     actors: Mutex<BTreeMap<&'static str, ActorStatus>>,
     sources: Mutex<BTreeMap<String, SourceStatus>>,
     store: Mutex<StoreStatus>,
+    channels: Mutex<BTreeMap<&'static str, ChannelStatus>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,5 +165,14 @@ impl StatusBoard {
 
     pub fn store_status(&self) -> StoreStatus {
         lock(&self.store).clone()
+    }
+
+    pub fn channel(&self, name: &'static str, f: impl FnOnce(&mut ChannelStatus)) {
+        f(lock(&self.channels).entry(name).or_default());
+    }
+
+    /// A channel's status (`ok` before any attempt).
+    pub fn channel_status(&self, name: &str) -> ChannelStatus {
+        lock(&self.channels).get(name).cloned().unwrap_or_default()
     }
 }

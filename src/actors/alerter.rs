@@ -1,17 +1,67 @@
-//! The Alerter: every other actor sends it `Alert`s; it folds repeats, keeps a stored outbox and
-//! delivers each alert to every configured channel (Telegram, email), retrying until delivered.
-//!
-//! (Skeleton: for now it logs each alert.)
+//! The Alerter: every other actor sends it `Alert`s. It folds repeats and closes alerts on
+//! recovery (`domain::alerts::fold`), stores each alert with one pending delivery per configured
+//! channel before it counts as queued (the outbox), and delivers to every channel concurrently in
+//! spawned futures, so a slow channel never blocks it. A timer retries pending deliveries when
+//! their `next_attempt_at` comes (1 s doubling, capped at 5 min, or the channel's `retry_after`);
+//! they are reloaded from the store at start, so a restart loses nothing. At
+//! `alerts.daily_report_at` (UTC) it sends a daily report. Every delivery outcome is one log line,
+//! without secrets.
 
 use super::messages::{Alert, Crash};
+use crate::channels::{self, Channel};
+use crate::clock::{now_ms, rfc3339};
+use crate::domain::alerts::{
+    self, after_attempt, fold, AlertEvent, Fold, Kind, Next, OpenAlert, Outgoing, SendError,
+    Severity,
+};
 use crate::state::Shared;
+use crate::store::alerts::{AlertRow, DeliveryRow, NewAlertRow, FAILED, PENDING, SENT};
 use actix::prelude::*;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const NAME: &str = "alerter";
+const TICK: Duration = Duration::from_millis(100);
+/// Deliveries on their way to one channel at once.
+const IN_FLIGHT_PER_CHANNEL: usize = 4;
+/// Open alerts remembered for folding and recovery.
+const OPEN_LOADED: i64 = 1000;
+
+/// Raise an alert and answer what became of it (the admin API's test alert).
+#[derive(Message)]
+#[rtype(result = "Result<Raised, String>")]
+pub struct Raise(pub AlertEvent);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Raised {
+    /// The stored alert (the open one it was folded into, for a repeat); `None` when dropped.
+    pub id: Option<i64>,
+    pub folded: bool,
+}
+
+/// A delivery not made yet.
+#[derive(Clone, Debug)]
+struct Pending {
+    attempts: u32,
+    next_at: i64,
+    /// The alert's creation (deliveries are given up a day later).
+    created_at: i64,
+    in_flight: bool,
+}
 
 pub struct Alerter {
     shared: Arc<Shared>,
+    channels: Vec<Arc<dyn Channel>>,
+    cooldown_ms: i64,
+    open: Vec<OpenAlert>,
+    /// By (alert id, channel): oldest alert first.
+    outbox: BTreeMap<(i64, &'static str), Pending>,
+    /// A channel that asked to wait (`retry_after`) is not tried before this time.
+    paused: HashMap<&'static str, i64>,
+    /// `alerts.daily_report_at`, and when the next report is due.
+    daily: Option<alerts::DailyAt>,
+    next_report: Option<i64>,
 }
 
 impl Alerter {
@@ -20,8 +70,407 @@ impl Alerter {
     }
 
     fn new(shared: Arc<Shared>) -> Self {
-        Alerter { shared }
+        let a = &shared.config.alerts;
+        let channels = channels::from_config(a);
+        let daily = shared.config.daily_report_at().ok().flatten();
+        Alerter {
+            cooldown_ms: (a.cooldown_secs.clamp(0.0, 1e9) * 1000.0) as i64,
+            channels,
+            shared,
+            open: Vec::new(),
+            outbox: BTreeMap::new(),
+            paused: HashMap::new(),
+            next_report: daily.map(|d| d.next_after(now_ms())),
+            daily,
+        }
     }
+
+    fn channel(&self, name: &str) -> Option<&Arc<dyn Channel>> {
+        self.channels.iter().find(|c| c.name() == name)
+    }
+
+    /// Reloads the open alerts and the pending deliveries.
+    fn load(&mut self, open: Vec<AlertRow>, pending: Vec<(DeliveryRow, i64)>) {
+        self.open = open
+            .into_iter()
+            .filter_map(|r| {
+                Some(OpenAlert {
+                    id: r.id,
+                    kind: Kind::parse(&r.kind)?,
+                    key: r.key,
+                    created_at: r.created_at,
+                    repeats: r.repeats.max(1) as u32,
+                })
+            })
+            .collect();
+        let mut orphans = Vec::new();
+        for (row, created_at) in pending {
+            match self.channel(&row.channel).map(|c| c.name()) {
+                Some(name) => {
+                    self.outbox.insert(
+                        (row.alert_id, name),
+                        Pending {
+                            attempts: row.attempts.max(0) as u32,
+                            next_at: row.next_attempt_at.unwrap_or(0),
+                            created_at,
+                            in_flight: false,
+                        },
+                    );
+                }
+                None => orphans.push(DeliveryRow {
+                    state: FAILED.into(),
+                    last_error: Some("the channel is no longer configured".into()),
+                    next_attempt_at: None,
+                    ..row
+                }),
+            }
+        }
+        if !orphans.is_empty() {
+            log::warn!(
+                "{NAME}: {} pending deliveries are for channels no longer configured: marked failed",
+                orphans.len()
+            );
+            let store = self.shared.store.clone();
+            tokio::task::spawn_blocking(move || {
+                for row in &orphans {
+                    if let Err(e) = store.update_delivery(row) {
+                        log::warn!("{NAME}: cannot mark a delivery failed: {e}");
+                    }
+                }
+            });
+        }
+        log::info!(
+            "{NAME}: channels: {}; {} open alerts, {} pending deliveries",
+            match self.channels.iter().map(|c| c.name()).collect::<Vec<_>>() {
+                names if names.is_empty() => "none (alerts are only logged and stored)".into(),
+                names => names.join(", "),
+            },
+            self.open.len(),
+            self.outbox.len()
+        );
+    }
+
+    /// Folds, stores and queues one event. The store write is awaited by the caller with
+    /// `ctx.wait` / `AtomicResponse`, so the next event is decided on what this one left.
+    fn raise(&mut self, e: AlertEvent) -> ResponseActFuture<Self, Result<Raised, String>> {
+        let decision = fold(&self.open, &e, self.cooldown_ms);
+        let line = format!(
+            "alert {} [{}] {}: {}",
+            e.kind.as_str(),
+            e.severity.as_str(),
+            e.key,
+            e.message
+        );
+        match &decision {
+            Fold::Drop => log::info!("{line} (nothing open for it: dropped)"),
+            Fold::Repeat { repeats, .. } => log::info!("{line} (repeat {repeats}, folded)"),
+            _ if e.severity == Severity::Info => log::info!("{line}"),
+            _ => log::warn!("{line}"),
+        }
+        let store = self.shared.store.clone();
+        match decision {
+            Fold::Drop => Box::pin(fut::ready(Ok(Raised {
+                id: None,
+                folded: false,
+            }))),
+            Fold::Repeat { id, repeats } => {
+                let at = e.at;
+                let write = async move {
+                    tokio::task::spawn_blocking(move || store.fold_alert(id, repeats, at)).await
+                };
+                Box::pin(write.into_actor(self).map(move |r, act, _| {
+                    flatten(r)?;
+                    if let Some(a) = act.open.iter_mut().find(|a| a.id == id) {
+                        a.repeats = repeats;
+                    }
+                    Ok(Raised {
+                        id: Some(id),
+                        folded: true,
+                    })
+                }))
+            }
+            Fold::New | Fold::Recover { .. } => {
+                let close = match decision {
+                    Fold::Recover { close } => close,
+                    _ => Vec::new(),
+                };
+                let opens = alerts::opens(e.kind);
+                let row = NewAlertRow {
+                    kind: e.kind.as_str().into(),
+                    key: e.key.clone(),
+                    severity: e.severity.as_str().into(),
+                    message: e.message.clone(),
+                    repeats: 1,
+                    created_at: e.at,
+                    updated_at: e.at,
+                    closed_at: (!opens).then_some(e.at),
+                };
+                let names: Vec<&'static str> = self.channels.iter().map(|c| c.name()).collect();
+                let closing = close.clone();
+                let write = async move {
+                    tokio::task::spawn_blocking(move || store.insert_alert(&row, &names, &closing))
+                        .await
+                };
+                Box::pin(write.into_actor(self).map(move |r, act, ctx| {
+                    let id = flatten(r)?;
+                    act.open.retain(|a| !close.contains(&a.id));
+                    if opens {
+                        act.open.push(OpenAlert {
+                            id,
+                            kind: e.kind,
+                            key: e.key,
+                            created_at: e.at,
+                            repeats: 1,
+                        });
+                    }
+                    let names: Vec<&'static str> = act.channels.iter().map(|c| c.name()).collect();
+                    for name in names {
+                        act.outbox.insert(
+                            (id, name),
+                            Pending {
+                                attempts: 0,
+                                next_at: e.at,
+                                created_at: e.at,
+                                in_flight: false,
+                            },
+                        );
+                    }
+                    act.dispatch(ctx);
+                    Ok(Raised {
+                        id: Some(id),
+                        folded: false,
+                    })
+                }))
+            }
+        }
+    }
+
+    /// Starts every delivery that is due (oldest first, a few per channel at once).
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let mut busy: HashMap<&'static str, usize> = HashMap::new();
+        for ((_, ch), p) in &self.outbox {
+            if p.in_flight {
+                *busy.entry(ch).or_default() += 1;
+            }
+        }
+        let mut due = Vec::new();
+        for (&(id, ch), p) in &self.outbox {
+            if p.in_flight || p.next_at > now || self.paused.get(ch).is_some_and(|&t| t > now) {
+                continue;
+            }
+            let n = busy.entry(ch).or_default();
+            if *n >= IN_FLIGHT_PER_CHANNEL {
+                continue;
+            }
+            *n += 1;
+            due.push((id, ch));
+        }
+        for (id, ch) in due {
+            let Some(channel) = self.channel(ch).cloned() else {
+                self.outbox.remove(&(id, ch));
+                continue;
+            };
+            if let Some(p) = self.outbox.get_mut(&(id, ch)) {
+                p.in_flight = true;
+            }
+            self.attempt(id, channel, ctx);
+        }
+    }
+
+    /// One attempt to deliver alert `id` to `channel`, in a spawned future.
+    fn attempt(&mut self, id: i64, channel: Arc<dyn Channel>, ctx: &mut Context<Self>) {
+        let store = self.shared.store.clone();
+        let name = channel.name();
+        let work = async move {
+            let row = tokio::task::spawn_blocking(move || store.load_alert(id)).await;
+            let alert = match flatten(row) {
+                Ok(Some(row)) => outgoing(row).map_err(Attempt::Unsendable)?,
+                Ok(None) => {
+                    return Err(Attempt::Unsendable(
+                        "the alert is gone from the store".into(),
+                    ))
+                }
+                Err(e) => return Err(Attempt::Store(e)),
+            };
+            channels::send_with_timeout(&*channel, &alert)
+                .await
+                .map_err(Attempt::Send)
+        };
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |r, act, ctx| act.attempted(id, name, r, ctx)),
+        );
+    }
+
+    fn attempted(
+        &mut self,
+        id: i64,
+        channel: &'static str,
+        r: Result<(), Attempt>,
+        ctx: &mut Context<Self>,
+    ) {
+        let now = now_ms();
+        let Some(p) = self.outbox.get_mut(&(id, channel)) else {
+            return;
+        };
+        p.in_flight = false;
+        let channel_fault = matches!(r, Err(Attempt::Send(_)));
+        let result = match r {
+            Ok(()) => Ok(()),
+            Err(Attempt::Send(e)) => Err(e),
+            Err(Attempt::Unsendable(reason)) => Err(SendError::Permanent(reason)),
+            Err(Attempt::Store(e)) => {
+                // Not the channel's fault: try again soon, no attempt counted.
+                log::warn!("{NAME}: alert #{id} → {channel}: cannot read it from the store: {e}");
+                p.next_at = now + 1000;
+                return;
+            }
+        };
+        p.attempts = p.attempts.saturating_add(1);
+        let attempts = p.attempts;
+        let next = after_attempt(&result, attempts, p.created_at, now);
+        let error = result.as_ref().err().map(|e| e.reason().to_string());
+        let mut row = DeliveryRow {
+            alert_id: id,
+            channel: channel.into(),
+            state: PENDING.into(),
+            attempts: attempts.min(i32::MAX as u32) as i32,
+            last_error: error.clone(),
+            next_attempt_at: None,
+            sent_at: None,
+        };
+        match &next {
+            Next::Sent => {
+                log::info!("{NAME}: alert #{id} → {channel}: sent (attempt {attempts})");
+                self.outbox.remove(&(id, channel));
+                row.state = SENT.into();
+                row.sent_at = Some(now);
+            }
+            Next::RetryAt(at) => {
+                log::warn!(
+                    "{NAME}: alert #{id} → {channel}: attempt {attempts} failed, next in {:.1} s: {}",
+                    (at - now) as f64 / 1000.0,
+                    error.as_deref().unwrap_or_default()
+                );
+                p.next_at = *at;
+                row.next_attempt_at = Some(*at);
+                if let Err(SendError::Retry {
+                    retry_after_ms: Some(_),
+                    ..
+                }) = &result
+                {
+                    self.paused.insert(channel, *at);
+                }
+            }
+            Next::Failed => {
+                log::error!(
+                    "{NAME}: alert #{id} → {channel}: given up after attempt {attempts}: {}",
+                    error.as_deref().unwrap_or_default()
+                );
+                self.outbox.remove(&(id, channel));
+                row.state = FAILED.into();
+            }
+        }
+        let stamp = rfc3339(now);
+        self.shared.board.channel(channel, |s| match &error {
+            None => {
+                s.state = "ok";
+                s.last_sent_at = Some(stamp);
+            }
+            Some(e) if channel_fault => {
+                s.state = "failing";
+                s.last_error = Some(e.clone());
+                s.last_error_at = Some(stamp);
+            }
+            Some(_) => {}
+        });
+        let store = self.shared.store.clone();
+        let write =
+            async move { tokio::task::spawn_blocking(move || store.update_delivery(&row)).await };
+        ctx.spawn(write.into_actor(self).map(move |r, _, _| {
+            if let Err(e) = flatten(r) {
+                log::error!(
+                    "{NAME}: alert #{id} → {channel}: cannot store the delivery state: {e}"
+                );
+            }
+        }));
+    }
+
+    /// Sends the daily report when its time has come.
+    fn report_if_due(&mut self, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let (Some(due), Some(at)) = (self.next_report, self.daily) else {
+            return;
+        };
+        if due > now {
+            return;
+        }
+        self.next_report = Some(at.next_after(now));
+        let store = self.shared.store.clone();
+        let kinds = async move {
+            tokio::task::spawn_blocking(move || store.alert_kinds_since(now - 86_400_000)).await
+        };
+        ctx.spawn(kinds.into_actor(self).map(move |r, act, ctx| {
+            let kinds = flatten(r).unwrap_or_else(|e| {
+                log::warn!("{NAME}: daily report without the day's alerts: {e}");
+                Vec::new()
+            });
+            let c = act.shared.snapshot().counts;
+            let input = alerts::ReportInput {
+                primary: c.primary,
+                standby: c.standby,
+                emergency: c.emergency,
+                fresh: c.fresh,
+                dead: c.dead,
+                blacklisted: c.blacklisted,
+                minimum_guaranteed: act.shared.config.tiers.minimum_guaranteed,
+                alerts: kinds.iter().filter_map(|k| Kind::parse(k)).collect(),
+                open_alerts: act.open.len(),
+            };
+            let e = AlertEvent::new(
+                Kind::DailyReport,
+                "daily_report",
+                Severity::Info,
+                alerts::daily_report(&input),
+                now,
+            );
+            ctx.wait(act.raise(e).map(|_, _, _| ()));
+        }));
+    }
+}
+
+/// Why an attempt did not deliver.
+enum Attempt {
+    Send(SendError),
+    /// The stored alert cannot be sent (gone, or not understood).
+    Unsendable(String),
+    /// The store did not answer.
+    Store(String),
+}
+
+/// A blocking task's result, with both failures as text.
+fn flatten<T>(
+    r: Result<Result<T, crate::store::StoreError>, tokio::task::JoinError>,
+) -> Result<T, String> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("store task failed: {e}")),
+    }
+}
+
+fn outgoing(r: AlertRow) -> Result<Outgoing, String> {
+    Ok(Outgoing {
+        id: r.id,
+        kind: Kind::parse(&r.kind).ok_or_else(|| format!("unknown kind `{}`", r.kind))?,
+        severity: Severity::parse(&r.severity)
+            .ok_or_else(|| format!("unknown severity `{}`", r.severity))?,
+        key: r.key,
+        message: r.message,
+        repeats: r.repeats.max(1) as u32,
+        created_at: r.created_at,
+    })
 }
 
 impl Actor for Alerter {
@@ -29,19 +478,42 @@ impl Actor for Alerter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        let store = self.shared.store.clone();
+        let load = async move {
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, crate::store::StoreError>((
+                    store.load_open_alerts(OPEN_LOADED)?,
+                    store.load_pending_deliveries()?,
+                ))
+            })
+            .await
+        };
+        ctx.wait(load.into_actor(self).map(|r, act, _| match flatten(r) {
+            Ok((open, pending)) => act.load(open, pending),
+            Err(e) => log::error!("{NAME}: cannot load the outbox: {e}"),
+        }));
+        ctx.run_interval(TICK, |act, ctx| {
+            act.dispatch(ctx);
+            act.report_if_due(ctx);
+        });
     }
 }
 
 impl Handler<Alert> for Alerter {
     type Result = ();
-    fn handle(&mut self, Alert(e): Alert, _: &mut Self::Context) {
-        log::warn!(
-            "alert {} [{:?}] {}: {}",
-            e.kind.as_str(),
-            e.severity,
-            e.key,
-            e.message
-        );
+    fn handle(&mut self, Alert(e): Alert, ctx: &mut Self::Context) {
+        ctx.wait(self.raise(e).map(|r, _, _| {
+            if let Err(e) = r {
+                log::error!("{NAME}: alert not stored, so not queued: {e}");
+            }
+        }));
+    }
+}
+
+impl Handler<Raise> for Alerter {
+    type Result = AtomicResponse<Self, Result<Raised, String>>;
+    fn handle(&mut self, Raise(e): Raise, _: &mut Self::Context) -> Self::Result {
+        AtomicResponse::new(self.raise(e))
     }
 }
 

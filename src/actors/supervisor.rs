@@ -7,6 +7,7 @@
 //! the child `failed` in health while it is exceeded.
 
 use crate::clock::{now_ms, rfc3339};
+use crate::domain::alerts::{AlertEvent, Kind, Severity};
 use crate::domain::supervision::RestartIntensity;
 use crate::state::{ActorState, Shared};
 use actix::prelude::*;
@@ -35,6 +36,8 @@ pub struct Supervisor {
     shared: Arc<Shared>,
     arbiter: ArbiterHandle,
     children: Vec<Child>,
+    /// Alerts waiting for the Alerter (it may be the one restarting).
+    alerts: Vec<AlertEvent>,
 }
 
 impl Supervisor {
@@ -61,6 +64,7 @@ impl Supervisor {
             shared,
             arbiter,
             children,
+            alerts: Vec::new(),
         }
     }
 
@@ -71,6 +75,20 @@ impl Supervisor {
             match child.restart_at {
                 None if !(child.alive)() => {
                     let d = child.intensity.on_crash(now);
+                    if d.newly_failed {
+                        self.alerts.push(AlertEvent::new(
+                            Kind::ActorFailed,
+                            format!("actor:{name}"),
+                            Severity::Critical,
+                            format!(
+                                "actor {name} crashed more than {} times within {} s; it is \
+                                 restarted with a backoff",
+                                child.intensity.max_restarts,
+                                child.intensity.within_ms / 1000
+                            ),
+                            now,
+                        ));
+                    }
                     child.restart_at = Some(now + d.delay_ms);
                     let status = if d.failed {
                         log::error!(
@@ -113,6 +131,14 @@ impl Supervisor {
                     });
                 }
                 Some(_) => {}
+            }
+        }
+        if let Some(alerter) = (!self.alerts.is_empty())
+            .then(|| self.shared.registry.alerter())
+            .flatten()
+        {
+            for e in self.alerts.drain(..) {
+                alerter.do_send(super::messages::Alert(e));
             }
         }
     }

@@ -9,7 +9,7 @@ use super::messages::{
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::lifecycle::{apply_check, CheckResult, Health, Move, Rules, Tier};
 use crate::domain::record::ProxyRecord;
-use crate::domain::{revalidation, tiers};
+use crate::domain::{alerts, managed::Status, revalidation, tiers};
 use crate::snapshot::{Counters, PoolSnapshot};
 use crate::state::Shared;
 use crate::store::models::ProxyRow;
@@ -47,6 +47,9 @@ pub struct TierBalancer {
     config_managed: HashSet<String>,
     /// Unix ms this actor (re)started.
     started_at: i64,
+    /// What the pool's alerts have said, and each managed proxy's last status.
+    pool_watch: alerts::PoolWatch,
+    managed_status: HashMap<String, Status>,
 }
 
 impl TierBalancer {
@@ -78,6 +81,8 @@ impl TierBalancer {
             last_progress: Instant::now(),
             round_checked: 0,
             round_passed: 0,
+            pool_watch: Default::default(),
+            managed_status: HashMap::new(),
         }
     }
 
@@ -236,11 +241,34 @@ impl TierBalancer {
             now,
             self.last_source_update,
         );
+        self.raise_alerts(&snapshot, now);
         self.shared.snapshot.store(Arc::new(snapshot));
         self.stale = false;
         self.shared
             .board
             .store(|s| s.pending_writes = self.dirty.len() + self.deleted.len());
+    }
+
+    /// The pool fell below `minimum_guaranteed`, emptied or came back; a managed proxy's status
+    /// changed (the rules of when: `domain::alerts`).
+    fn raise_alerts(&mut self, snap: &PoolSnapshot, now: i64) {
+        let (serving, minimum) = (
+            snap.counts.serving(),
+            self.shared.config.tiers.minimum_guaranteed,
+        );
+        let checked = snap.counters.checks_total > 0;
+        let mut events: Vec<_> = (self.pool_watch.observe(serving, minimum, checked))
+            .map(|a| a.event(now))
+            .into_iter()
+            .collect();
+        for m in &snap.managed {
+            let status = crate::domain::managed::status(&m.health, &self.rules);
+            let before = self.managed_status.insert(m.name.clone(), status);
+            events.extend(alerts::managed_status_alert(&m.name, before, status, now));
+        }
+        for e in events {
+            self.shared.registry.alert(e);
+        }
     }
 
     fn on_verdict(&mut self, v: Verdict) {

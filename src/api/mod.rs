@@ -2,6 +2,7 @@
 //! database, no waiting on validation.
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod leases;
@@ -46,6 +47,7 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             .configure(managed::routes)
             .configure(monitors::routes)
             .configure(admin::routes)
+            .configure(alerts::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
             }))

@@ -81,7 +81,8 @@ async fn resurrection_stats(shared: web::Data<Shared>) -> HttpResponse {
 
 /// `critical` (503) when an actor has failed or no proxy serves although checks have run;
 /// `degraded` when something needs a look (an actor restarting, the store retrying writes, a
-/// failing source, fewer serving proxies than `minimum_guaranteed`); `ok` otherwise.
+/// failing source or alert channel, fewer serving proxies than `minimum_guaranteed`); `ok`
+/// otherwise.
 async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
     let snap = shared.snapshot();
     let actors = shared.board.actors();
@@ -116,6 +117,14 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
     for s in sources.iter().filter(|s| s.status == "error") {
         problems.push(format!("source {} failing", s.name));
     }
+    let mut alert_channels = serde_json::Map::new();
+    for name in crate::channels::configured(&shared.config.alerts) {
+        let c = shared.board.channel_status(name);
+        if c.state != "ok" {
+            problems.push(format!("alert channel {name} failing"));
+        }
+        alert_channels.insert(name.into(), serde_json::to_value(c).unwrap_or_default());
+    }
     let monitors = shared.monitors.load_full();
     for m in monitors.monitors.iter().filter(|m| {
         use crate::domain::service_health::Status;
@@ -130,7 +139,6 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
     } else {
         "degraded"
     };
-    let alerts = &shared.config.alerts;
     let body = json!({
         "status": status,
         "problems": problems,
@@ -142,10 +150,7 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
             "count": monitors.monitors.len(),
             "by_status": super::monitors::summary(&monitors.monitors),
         },
-        "alert_channels": {
-            "telegram": {"configured": alerts.telegram.as_ref().is_some_and(|t| t.bot_token.is_some() && t.chat_id.is_some())},
-            "email": {"configured": alerts.email.as_ref().is_some_and(|e| e.smtp_url.is_some() && !e.to.is_empty())},
-        },
+        "alert_channels": alert_channels,
         "checked_at": rfc3339(crate::clock::now_ms()),
     });
     if critical {

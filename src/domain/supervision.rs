@@ -21,6 +21,8 @@ pub struct Decision {
     pub delay_ms: i64,
     /// The intensity is exceeded: show the child as failed.
     pub failed: bool,
+    /// This crash is the one that exceeded it (the moment for the `actor_failed` alert).
+    pub newly_failed: bool,
 }
 
 impl RestartIntensity {
@@ -50,12 +52,14 @@ impl RestartIntensity {
             return Decision {
                 delay_ms: 0,
                 failed: false,
+                newly_failed: false,
             };
         }
         let excess = (n - self.max_restarts - 1).min(20);
         Decision {
             delay_ms: (BACKOFF_BASE_MS << excess).min(BACKOFF_CAP_MS),
             failed: true,
+            newly_failed: n == self.max_restarts + 1,
         }
     }
 
@@ -76,9 +80,11 @@ mod tests {
         assert_eq!(r.on_crash(0).delay_ms, 0);
         assert_eq!(r.on_crash(10).delay_ms, 0);
         let d = r.on_crash(20);
-        assert!(d.failed);
+        assert!(d.failed && d.newly_failed);
         assert_eq!(d.delay_ms, BACKOFF_BASE_MS);
-        assert_eq!(r.on_crash(30).delay_ms, BACKOFF_BASE_MS * 2);
+        let d = r.on_crash(30);
+        assert_eq!(d.delay_ms, BACKOFF_BASE_MS * 2);
+        assert!(d.failed && !d.newly_failed, "the alert is raised once");
         for t in 0..40 {
             assert!(r.on_crash(40 + t).delay_ms <= BACKOFF_CAP_MS);
         }

@@ -103,6 +103,8 @@ macro_rules! on_conn {
     };
 }
 
+// After `on_conn!`, which they use.
+pub mod alerts;
 pub mod monitors;
 
 /// `INSERT ... ON CONFLICT (url) DO UPDATE` of every column but the key and `first_seen_at`.

@@ -57,6 +57,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    alerts (id) {
+        id -> BigInt,
+        kind -> Text,
+        key -> Text,
+        severity -> Text,
+        message -> Text,
+        repeats -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        closed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     monitors (name) {
         name -> Text,
         definition -> Text,
@@ -80,7 +94,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    alert_deliveries (alert_id, channel) {
+        alert_id -> BigInt,
+        channel -> Text,
+        state -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Nullable<BigInt>,
+        sent_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(alert_deliveries -> alerts (alert_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    alert_deliveries,
+    alerts,
     leases,
     managed_proxies,
     monitor_stats,

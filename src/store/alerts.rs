@@ -1,0 +1,230 @@
+//! The alerts and their outbox (`alerts`, `alert_deliveries`): rows and queries. An alert is
+//! stored with one pending delivery per configured channel, in one transaction, before it counts
+//! as queued; the Alerter reloads pending deliveries at start.
+
+use super::schema::{alert_deliveries, alerts};
+use super::{AnyConnection, Store, StoreError};
+use diesel::prelude::*;
+
+pub const PENDING: &str = "pending";
+pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = alerts)]
+pub struct AlertRow {
+    pub id: i64,
+    pub kind: String,
+    pub key: String,
+    pub severity: String,
+    pub message: String,
+    pub repeats: i32,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+/// An alert to store (its id comes from the store).
+#[derive(Clone, Debug, Insertable)]
+#[diesel(table_name = alerts)]
+pub struct NewAlertRow {
+    pub kind: String,
+    pub key: String,
+    pub severity: String,
+    pub message: String,
+    pub repeats: i32,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = alert_deliveries)]
+pub struct DeliveryRow {
+    pub alert_id: i64,
+    pub channel: String,
+    /// `pending`, `sent` or `failed`.
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<i64>,
+    pub sent_at: Option<i64>,
+}
+
+impl DeliveryRow {
+    pub fn pending(alert_id: i64, channel: &str, at: i64) -> Self {
+        DeliveryRow {
+            alert_id,
+            channel: channel.to_string(),
+            state: PENDING.into(),
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: Some(at),
+            sent_at: None,
+        }
+    }
+}
+
+/// What follows the insert of an alert, the same on both backends: its deliveries, and the
+/// alerts it closes.
+macro_rules! after_insert {
+    ($c:expr, $id:expr, $channels:expr, $close:expr, $at:expr) => {{
+        for channel in $channels {
+            diesel::insert_into(alert_deliveries::table)
+                .values(DeliveryRow::pending($id, channel, $at))
+                .execute($c)?;
+        }
+        if !$close.is_empty() {
+            diesel::update(alerts::table.filter(alerts::id.eq_any($close)))
+                .set((alerts::closed_at.eq(Some($at)), alerts::updated_at.eq($at)))
+                .execute($c)?;
+        }
+    }};
+}
+
+impl Store {
+    /// Stores an alert with a pending delivery (due at once) for each channel and closes the
+    /// alerts `close`, in one transaction; answers the new alert's id.
+    pub fn insert_alert(
+        &self,
+        alert: &NewAlertRow,
+        channels: &[&str],
+        close: &[i64],
+    ) -> Result<i64, StoreError> {
+        let at = alert.created_at;
+        let mut conn = self.conn()?;
+        let id = match &mut *conn {
+            AnyConnection::Postgres(c) => c.transaction(|c| {
+                let id: i64 = diesel::insert_into(alerts::table)
+                    .values(alert)
+                    .returning(alerts::id)
+                    .get_result(c)?;
+                after_insert!(c, id, channels, close, at);
+                Ok::<_, diesel::result::Error>(id)
+            })?,
+            AnyConnection::Sqlite(c) => c.transaction(|c| {
+                diesel::insert_into(alerts::table)
+                    .values(alert)
+                    .execute(c)?;
+                let id: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "last_insert_rowid()",
+                ))
+                .get_result(c)?;
+                after_insert!(c, id, channels, close, at);
+                Ok::<_, diesel::result::Error>(id)
+            })?,
+        };
+        Ok(id)
+    }
+
+    /// Counts a repeat on an open alert.
+    pub fn fold_alert(&self, id: i64, repeats: u32, at: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        on_conn!(&mut *conn, |c| diesel::update(alerts::table.find(id))
+            .set((
+                alerts::repeats.eq(repeats.min(i32::MAX as u32) as i32),
+                alerts::updated_at.eq(at),
+            ))
+            .execute(c))?;
+        Ok(())
+    }
+
+    /// Open alerts, newest first, at most `limit`.
+    pub fn load_open_alerts(&self, limit: i64) -> Result<Vec<AlertRow>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = on_conn!(&mut *conn, |c| alerts::table
+            .filter(alerts::closed_at.is_null())
+            .order(alerts::id.desc())
+            .limit(limit)
+            .select(AlertRow::as_select())
+            .load(c))?;
+        Ok(rows)
+    }
+
+    pub fn load_alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError> {
+        let mut conn = self.conn()?;
+        let row = on_conn!(&mut *conn, |c| alerts::table
+            .find(id)
+            .select(AlertRow::as_select())
+            .first(c)
+            .optional())?;
+        Ok(row)
+    }
+
+    /// Every pending delivery with its alert's creation time, oldest alert first.
+    pub fn load_pending_deliveries(&self) -> Result<Vec<(DeliveryRow, i64)>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = on_conn!(&mut *conn, |c| alert_deliveries::table
+            .inner_join(alerts::table)
+            .filter(alert_deliveries::state.eq(PENDING))
+            .order(alert_deliveries::alert_id.asc())
+            .select((DeliveryRow::as_select(), alerts::created_at))
+            .load(c))?;
+        Ok(rows)
+    }
+
+    /// Writes a delivery's state after an attempt.
+    pub fn update_delivery(&self, row: &DeliveryRow) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        on_conn!(&mut *conn, |c| diesel::update(
+            alert_deliveries::table.find((row.alert_id, &row.channel))
+        )
+        .set((
+            alert_deliveries::state.eq(&row.state),
+            alert_deliveries::attempts.eq(row.attempts),
+            alert_deliveries::last_error.eq(&row.last_error),
+            alert_deliveries::next_attempt_at.eq(row.next_attempt_at),
+            alert_deliveries::sent_at.eq(row.sent_at),
+        ))
+        .execute(c))?;
+        Ok(())
+    }
+
+    /// The newest `limit` alerts with their deliveries.
+    pub fn recent_alerts(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(AlertRow, Vec<DeliveryRow>)>, StoreError> {
+        let mut conn = self.conn()?;
+        let (rows, deliveries) = on_conn!(&mut *conn, |c| {
+            let rows: Vec<AlertRow> = alerts::table
+                .order(alerts::id.desc())
+                .limit(limit)
+                .select(AlertRow::as_select())
+                .load(c)?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let mut deliveries: Vec<DeliveryRow> = Vec::new();
+            for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
+                deliveries.extend(
+                    alert_deliveries::table
+                        .filter(alert_deliveries::alert_id.eq_any(chunk))
+                        .select(DeliveryRow::as_select())
+                        .load(c)?,
+                );
+            }
+            Ok::<_, diesel::result::Error>((rows, deliveries))
+        })?;
+        let mut by_alert: std::collections::HashMap<i64, Vec<DeliveryRow>> = Default::default();
+        for d in deliveries {
+            by_alert.entry(d.alert_id).or_default().push(d);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let mut d = by_alert.remove(&r.id).unwrap_or_default();
+                d.sort_by(|a, b| a.channel.cmp(&b.channel));
+                (r, d)
+            })
+            .collect())
+    }
+
+    /// Kinds of the alerts created since `since` (unix ms), one per alert.
+    pub fn alert_kinds_since(&self, since: i64) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let kinds = on_conn!(&mut *conn, |c| alerts::table
+            .filter(alerts::created_at.ge(since))
+            .select(alerts::kind)
+            .load(c))?;
+        Ok(kinds)
+    }
+}
