@@ -4,6 +4,8 @@
 
 use crate::support::app::{sqlite_db, TestApp, TestDb, ADMIN_TOKEN};
 use crate::support::hosting::{HostedService, Mode, RailwayApi, RenderApi, WebhookSink};
+use crate::support::smtp::SmtpServer;
+use crate::support::telegram::TelegramServer;
 use crate::support::wait;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -54,17 +56,23 @@ async fn a_crash_is_repaired_through_render_and_the_service_comes_back() {
     let svc = HostedService::start().await;
     let render = RenderApi::start("rnd-test-key").await;
     render.heals(&svc, 300);
+    let telegram = TelegramServer::start("123:tg-token").await;
+    let smtp = SmtpServer::start().await;
     let db = sqlite_db();
     let recovery = format!(
         "action = \"render\"\nservice_id = \"srv-backend\"\napi_key = \"rnd-test-key\"\n\
          api_base = \"{}\"\ncooldown_secs = 2\n",
         render.base_url()
     );
-    let app = TestApp::start(&config(
-        &db,
-        &monitor("backend", &svc.url("/health"), "", &recovery),
-    ))
-    .await;
+    let alerts = format!(
+        "[alerts]\ndaily_report_at = \"\"\n[alerts.telegram]\nbot_token = \"123:tg-token\"\n\
+         chat_id = 42\napi_base = \"{}\"\n[alerts.email]\nsmtp_url = \"{}\"\n\
+         to = [\"ops@example.test\"]\n",
+        telegram.api_base(),
+        smtp.url()
+    );
+    let tables = monitor("backend", &svc.url("/health"), "", &recovery) + &alerts;
+    let app = TestApp::start(&config(&db, &tables)).await;
     wait_for(&app, "backend", "up", status_is("up")).await;
 
     svc.set_mode_and_wait(Mode::Crashed).await;
@@ -101,8 +109,29 @@ async fn a_crash_is_repaired_through_render_and_the_service_comes_back() {
     let body = app.get("/api/monitors").await.text().await.unwrap();
     assert!(!body.contains("rnd-test-key"), "{body}");
 
+    // The admin hears of it on Telegram and by email: down, then recovered.
+    let said = |texts: Vec<String>| {
+        let down = texts
+            .iter()
+            .position(|t| t.contains("service_down") && t.contains("backend"));
+        let back = texts
+            .iter()
+            .position(|t| t.contains("service_recovered") && t.contains("backend"));
+        matches!((down, back), (Some(d), Some(b)) if d < b)
+    };
+    wait::until("Telegram to hear down and recovered", WAIT, || async {
+        said(telegram.messages().into_iter().map(|m| m.text).collect()).then_some(())
+    })
+    .await;
+    wait::until("email to hear down and recovered", WAIT, || async {
+        said(smtp.mails().into_iter().map(|m| m.data).collect()).then_some(())
+    })
+    .await;
+    let (_, alerts) = app.get_json("/api/alerts").await;
+    assert!(!alerts.to_string().contains("rnd-test-key"), "{alerts}");
+
     // What it saw is stored: after a restart the figures carry on.
-    let cfg = config(&db, &monitor("backend", &svc.url("/health"), "", &recovery));
+    let cfg = config(&db, &tables);
     let before = monitor_of(&app, "backend").await;
     app.stop().await;
     let app = TestApp::start(&cfg).await;
