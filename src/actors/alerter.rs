@@ -7,7 +7,7 @@
 //! `alerts.daily_report_at` (UTC) it sends a daily report. Every delivery outcome is one log line,
 //! without secrets.
 
-use super::messages::{Alert, Crash};
+use super::messages::Alert;
 use crate::channels::{self, Channel};
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::alerts::{
@@ -517,9 +517,4 @@ impl Handler<Raise> for Alerter {
     }
 }
 
-impl Handler<Crash> for Alerter {
-    type Result = ();
-    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
-        super::crash(NAME);
-    }
-}
+super::controlled!(Alerter, NAME);

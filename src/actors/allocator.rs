@@ -3,7 +3,7 @@
 //! proxy over capacity; each lease is stored before it is answered, and expired leases free their
 //! slots by themselves. It publishes the load per proxy for `/api/allocation` and `least_loaded`.
 
-use super::messages::{Allocate, Crash, Release, Renew};
+use super::messages::{Allocate, Release, Renew};
 use crate::clock::now_ms;
 use crate::domain::leases::{Lease, LeaseBook};
 use crate::domain::selection::Strategy;
@@ -211,9 +211,4 @@ impl Handler<Release> for Allocator {
     }
 }
 
-impl Handler<Crash> for Allocator {
-    type Result = ();
-    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
-        super::crash(NAME);
-    }
-}
+super::controlled!(Allocator, NAME);

@@ -51,10 +51,18 @@ pub struct FlushNow;
 #[rtype(result = "bool")]
 pub struct FetchNow(pub String);
 
-/// Fault injection: the receiving actor panics in its handler.
-#[derive(Message)]
+/// What the Supervisor and fault injection ask of an actor. Every supervised actor handles it
+/// (see `actors::controlled!`).
+#[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct Crash;
+pub enum Control {
+    /// Panic in the handler (fault injection: `POST /api/admin/actors/{name}/crash`).
+    Crash,
+    /// Block the actor's thread this long (fault injection: a hung actor).
+    Hang(std::time::Duration),
+    /// Stop: the Supervisor starts it anew (`POST /api/admin/actors/{name}/restart`).
+    Stop,
+}
 
 /// Changes of the dead set (TierBalancer → ResurrectionManager).
 #[derive(Message, Debug)]

@@ -13,8 +13,9 @@ pub mod tier_balancer;
 pub mod validator_pool;
 
 use crate::state::Shared;
-use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context};
+use actix::{Actor, ActorContext, Addr, ArbiterHandle, AsyncContext, Context};
 use arc_swap::ArcSwapOption;
+use messages::Control;
 use registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +49,34 @@ where
     ctx.run_interval(HEARTBEAT, move |_, _| shared.board.heartbeat(name));
 }
 
-/// The handler of `Crash`: panic inside the actor (fault injection for chaos tests).
-pub fn crash(name: &str) -> ! {
-    panic!("fault injection: {name} crashed on request");
+/// What an actor does on a `Control` message (see `controlled!`).
+pub fn control<A>(msg: Control, name: &str, ctx: &mut Context<A>)
+where
+    A: Actor<Context = Context<A>>,
+{
+    match msg {
+        Control::Crash => panic!("fault injection: {name} crashed on request"),
+        Control::Hang(d) => {
+            log::warn!("fault injection: {name} hangs for {} ms", d.as_millis());
+            // Blocks the actor's own thread, as a handler stuck in a blocking call would.
+            std::thread::sleep(d);
+        }
+        Control::Stop => {
+            log::info!("{name}: stopping on request");
+            ctx.stop();
+        }
+    }
 }
+
+/// The `Control` handler every supervised actor has.
+macro_rules! controlled {
+    ($actor:ty, $name:expr) => {
+        impl actix::Handler<$crate::actors::messages::Control> for $actor {
+            type Result = ();
+            fn handle(&mut self, msg: $crate::actors::messages::Control, ctx: &mut Self::Context) {
+                $crate::actors::control(msg, $name, ctx)
+            }
+        }
+    };
+}
+pub(crate) use controlled;

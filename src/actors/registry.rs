@@ -3,7 +3,7 @@
 
 use super::alerter::Alerter;
 use super::allocator::Allocator;
-use super::messages::Crash;
+use super::messages::Control;
 use super::resurrection_manager::ResurrectionManager;
 use super::service_monitor::ServiceMonitor;
 use super::source_fetcher::SourceFetcher;
@@ -70,18 +70,22 @@ impl Registry {
         slot.store(Some(Arc::new(addr.clone())));
     }
 
-    /// Makes the named actor panic. False when no such actor is running.
-    pub fn crash(&self, name: &str) -> bool {
+    /// Sends a control message to the named actor. False when no such actor is running.
+    pub fn control(&self, name: &str, msg: Control) -> bool {
+        fn send<A>(a: Option<Addr<A>>, msg: Control) -> bool
+        where
+            A: actix::Actor<Context = actix::Context<A>> + actix::Handler<Control>,
+        {
+            a.map(|a| a.do_send(msg)).is_some()
+        }
         match name {
-            super::tier_balancer::NAME => self.balancer().map(|a| a.do_send(Crash)).is_some(),
-            super::validator_pool::NAME => self.validator().map(|a| a.do_send(Crash)).is_some(),
-            super::source_fetcher::NAME => self.fetcher().map(|a| a.do_send(Crash)).is_some(),
-            super::allocator::NAME => self.allocator().map(|a| a.do_send(Crash)).is_some(),
-            super::alerter::NAME => self.alerter().map(|a| a.do_send(Crash)).is_some(),
-            super::service_monitor::NAME => self.monitor().map(|a| a.do_send(Crash)).is_some(),
-            super::resurrection_manager::NAME => {
-                self.resurrection().map(|a| a.do_send(Crash)).is_some()
-            }
+            super::tier_balancer::NAME => send(self.balancer(), msg),
+            super::validator_pool::NAME => send(self.validator(), msg),
+            super::source_fetcher::NAME => send(self.fetcher(), msg),
+            super::allocator::NAME => send(self.allocator(), msg),
+            super::alerter::NAME => send(self.alerter(), msg),
+            super::service_monitor::NAME => send(self.monitor(), msg),
+            super::resurrection_manager::NAME => send(self.resurrection(), msg),
             _ => false,
         }
     }

@@ -3,7 +3,7 @@
 //! the TierBalancer like any other). The schedule is derived from what the store keeps (death
 //! count and time of death), so it survives restarts. Blacklisted proxies are never scheduled.
 
-use super::messages::{CheckBatch, CheckJob, Crash, DeadEvent};
+use super::messages::{CheckBatch, CheckJob, DeadEvent};
 use crate::clock::now_ms;
 use crate::domain::lifecycle::Tier;
 use crate::domain::proxy::Endpoint;
@@ -205,9 +205,4 @@ impl Handler<DeadEvent> for ResurrectionManager {
     }
 }
 
-impl Handler<Crash> for ResurrectionManager {
-    type Result = ();
-    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
-        super::crash(NAME);
-    }
-}
+super::controlled!(ResurrectionManager, NAME);

@@ -4,7 +4,7 @@
 //! when several services are down), alerts through the Alerter, and a published view for
 //! `GET /api/monitors`. Monitors come from the config file and from the admin API (stored).
 
-use super::messages::{AddMonitor, ChangeError, Crash, FlushNow, RemoveMonitor, RestartMonitor};
+use super::messages::{AddMonitor, ChangeError, FlushNow, RemoveMonitor, RestartMonitor};
 use crate::clock::now_ms;
 use crate::domain::alerts::AlertEvent;
 use crate::domain::monitor::MonitorDef;
@@ -650,9 +650,4 @@ impl Handler<FlushNow> for ServiceMonitor {
     }
 }
 
-impl Handler<Crash> for ServiceMonitor {
-    type Result = ();
-    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
-        super::crash(NAME);
-    }
-}
+super::controlled!(ServiceMonitor, NAME);

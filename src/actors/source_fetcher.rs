@@ -3,7 +3,7 @@
 //! TierBalancer. A failing source (5xx, timeout, oversized or garbage body) leaves the pool as it
 //! is and is reported on the status board.
 
-use super::messages::{Crash, FetchNow, SourceList};
+use super::messages::{FetchNow, SourceList};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::{secs, SourceConfig, SourceKind};
 use crate::domain::source_list::{self, Format};
@@ -300,9 +300,4 @@ impl Handler<FetchNow> for SourceFetcher {
     }
 }
 
-impl Handler<Crash> for SourceFetcher {
-    type Result = ();
-    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
-        super::crash(NAME);
-    }
-}
+super::controlled!(SourceFetcher, NAME);

@@ -3,9 +3,7 @@
 //! each verdict through the lifecycle rules, keeps primary at its target, publishes the immutable
 //! snapshot the API serves from, and writes changes behind to the store in batches.
 
-use super::messages::{
-    CheckBatch, CheckJob, Crash, DeadEvent, FlushNow, Report, SourceList, Verdict,
-};
+use super::messages::{CheckBatch, CheckJob, DeadEvent, FlushNow, Report, SourceList, Verdict};
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::lifecycle::{apply_check, CheckResult, Health, Move, Rules, Tier};
 use crate::domain::record::ProxyRecord;
@@ -595,9 +593,4 @@ impl ActorFuture<TierBalancer> for UntilIdle {
     }
 }
 
-impl Handler<Crash> for TierBalancer {
-    type Result = ();
-    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
-        super::crash(NAME);
-    }
-}
+super::controlled!(TierBalancer, NAME);

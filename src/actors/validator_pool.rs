@@ -4,7 +4,7 @@
 //! passing check, the check profiles (`[[validation.profiles]]`) run through the same proxy,
 //! concurrently, under the same permit.
 
-use super::messages::{CheckBatch, CheckJob, CheckNow, Crash, ProfileOutcome, Verdict};
+use super::messages::{CheckBatch, CheckJob, CheckNow, ProfileOutcome, Verdict};
 use crate::checker::{Checker, Expectation, Target};
 use crate::clock::now_ms;
 use crate::state::Shared;
@@ -167,9 +167,4 @@ impl Handler<CheckNow> for ValidatorPool {
     }
 }
 
-impl Handler<Crash> for ValidatorPool {
-    type Result = ();
-    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
-        super::crash(NAME);
-    }
-}
+super::controlled!(ValidatorPool, NAME);

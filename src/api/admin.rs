@@ -50,7 +50,10 @@ async fn crash_actor(
     if !shared.config.supervision.fault_injection {
         return Err(ApiError::NotFound("no such endpoint".into()));
     }
-    if shared.registry.crash(&name) {
+    if shared
+        .registry
+        .control(&name, crate::actors::messages::Control::Crash)
+    {
         Ok(HttpResponse::Accepted().json(json!({"actor": *name, "crashing": true})))
     } else {
         Err(ApiError::NotFound(format!(
