@@ -14,7 +14,7 @@ use crate::snapshot::{Counters, PoolSnapshot};
 use crate::state::{Shared, StatusBoard};
 use crate::store::models::ManagedRow;
 use crate::store::{Store, StoreError};
-use actix::{Actor, Arbiter};
+use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -45,7 +45,7 @@ pub struct Application {
     port: u16,
     server: Server,
     shared: Arc<Shared>,
-    actors: Arbiter,
+    supervisor: actix::Addr<Supervisor>,
 }
 
 impl Application {
@@ -107,7 +107,6 @@ impl Application {
             preloaded: Mutex::new(Some(records)),
         });
 
-        let actors = Arbiter::new();
         let specs = vec![
             ChildSpec {
                 name: crate::actors::alerter::NAME,
@@ -138,7 +137,8 @@ impl Application {
                 start: SourceFetcher::start,
             },
         ];
-        Supervisor::new(shared.clone(), actors.handle(), specs).start();
+        let supervisor = Supervisor::new(shared.clone(), specs).start();
+        crate::actors::registry::Registry::set(&shared.registry.supervisor, &supervisor);
 
         let addr = config
             .bind_addr()
@@ -161,7 +161,7 @@ impl Application {
             port,
             server,
             shared,
-            actors,
+            supervisor,
         })
     }
 
@@ -202,7 +202,10 @@ impl Application {
                 tokio::time::timeout(limit, monitor.send(FlushNow)).await,
             );
         }
-        self.actors.stop();
+        let _ = self
+            .supervisor
+            .send(crate::actors::supervisor::StopChildren)
+            .await;
         result
     }
 }

@@ -438,6 +438,8 @@ pub struct SupervisionConfig {
     pub max_restarts: u32,
     pub within_secs: f64,
     pub fault_injection: bool,
+    /// An actor with no heartbeat for this long is treated as crashed (hung).
+    pub hang_after_secs: f64,
 }
 
 impl Default for SupervisionConfig {
@@ -446,6 +448,7 @@ impl Default for SupervisionConfig {
             max_restarts: 5,
             within_secs: 60.0,
             fault_injection: false,
+            hang_after_secs: 10.0,
         }
     }
 }
@@ -608,6 +611,14 @@ impl Config {
         }
         positive_secs(self.supervision.within_secs)
             .map_err(|m| invalid("supervision.within_secs", m))?;
+        if !(self.supervision.hang_after_secs >= 2.0
+            && self.supervision.hang_after_secs.is_finite())
+        {
+            return Err(invalid(
+                "supervision.hang_after_secs",
+                "must be at least 2 (two heartbeats)",
+            ));
+        }
         let a = &self.alerts;
         if !a.cooldown_secs.is_finite() || a.cooldown_secs < 0.0 {
             return Err(invalid(

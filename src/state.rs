@@ -64,6 +64,11 @@ pub struct ActorStatus {
     pub restarts: u32,
     pub last_heartbeat: Option<String>,
     pub last_restart_at: Option<String>,
+    /// Restarts because it stopped beating (hung), of `restarts`.
+    pub hangs: u32,
+    /// Unix ms of the last heartbeat, for the Supervisor.
+    #[serde(skip)]
+    pub last_beat_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -137,13 +142,19 @@ impl StatusBoard {
             restarts: 0,
             last_heartbeat: None,
             last_restart_at: None,
+            hangs: 0,
+            last_beat_ms: None,
         });
         f(entry);
     }
 
     pub fn heartbeat(&self, name: &'static str) {
-        let now = crate::clock::rfc3339(crate::clock::now_ms());
-        self.actor(name, |a| a.last_heartbeat = Some(now));
+        let ms = crate::clock::now_ms();
+        let now = crate::clock::rfc3339(ms);
+        self.actor(name, |a| {
+            a.last_heartbeat = Some(now);
+            a.last_beat_ms = Some(ms);
+        });
     }
 
     pub fn actors(&self) -> Vec<ActorStatus> {

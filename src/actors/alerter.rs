@@ -66,7 +66,7 @@ pub struct Alerter {
 
 impl Alerter {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        super::start_child(shared, arbiter, |r| &r.alerter, Alerter::new)
+        super::start_child(shared, arbiter, Alerter::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {
@@ -492,7 +492,7 @@ impl Actor for Alerter {
             Ok((open, pending)) => act.load(open, pending),
             Err(e) => log::error!("{NAME}: cannot load the outbox: {e}"),
         }));
-        ctx.run_interval(TICK, |act, ctx| {
+        super::every(ctx, TICK, |act, ctx| {
             act.dispatch(ctx);
             act.report_if_due(ctx);
         });
@@ -517,4 +517,4 @@ impl Handler<Raise> for Alerter {
     }
 }
 
-super::controlled!(Alerter, NAME);
+super::controlled!(Alerter, NAME, alerter);

@@ -32,7 +32,7 @@ pub struct Allocator {
 
 impl Allocator {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        super::start_child(shared, arbiter, |r| &r.allocator, Allocator::new)
+        super::start_child(shared, arbiter, Allocator::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {
@@ -118,7 +118,7 @@ impl Actor for Allocator {
             Ok(Err(e)) => log::error!("{NAME}: cannot load leases: {e}"),
             Err(e) => log::error!("{NAME}: loading leases panicked: {e}"),
         }));
-        ctx.run_interval(TICK, |act, ctx| act.expire(ctx));
+        super::every(ctx, TICK, |act, ctx| act.expire(ctx));
     }
 }
 
@@ -211,4 +211,4 @@ impl Handler<Release> for Allocator {
     }
 }
 
-super::controlled!(Allocator, NAME);
+super::controlled!(Allocator, NAME, allocator);

@@ -1,4 +1,6 @@
-//! Messages between actors.
+//! Messages between actors. Each says what happens to it while its receiver restarts: the
+//! registry has no address for a restarting actor, so a request that needs one answers 503, and
+//! a message between actors is dropped and made good as described.
 
 use crate::checker::Outcome;
 pub use crate::domain::profiles::ProfileOutcome;
@@ -7,6 +9,8 @@ use crate::domain::source_list::Discovered;
 use actix::Message;
 
 /// A source's complete current list (SourceFetcher → TierBalancer).
+/// While the receiver restarts: not taken; the SourceFetcher forgets the source's validators so the
+/// next fetch brings the whole list again.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SourceList {
@@ -25,11 +29,15 @@ pub struct CheckJob {
 }
 
 /// Proxies to check (TierBalancer → ValidatorPool).
+/// While the receiver restarts: dropped; the TierBalancer gives the checks up as lost after their
+/// deadline and sends them again.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CheckBatch(pub Vec<CheckJob>);
 
 /// The result of one check (ValidatorPool → TierBalancer).
+/// While the receiver restarts: dropped; the restarted TierBalancer reloads the pool and checks
+/// again what is due.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Verdict {
@@ -42,11 +50,14 @@ pub struct Verdict {
 }
 
 /// Write everything pending to the store now (used at shutdown). Answers the rows written.
+/// While the receiver restarts: answered with a mailbox error; shutdown logs that the final
+/// write did not finish (what was written behind before stays).
 #[derive(Message)]
 #[rtype(result = "Result<usize, String>")]
 pub struct FlushNow;
 
 /// Fetch one source now (admin).
+/// While the receiver restarts: the API answers 503 ("restarting; try again").
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct FetchNow(pub String);
@@ -65,6 +76,8 @@ pub enum Control {
 }
 
 /// Changes of the dead set (TierBalancer → ResurrectionManager).
+/// While the receiver restarts: dropped; the restarted ResurrectionManager reads the dead proxies
+/// from the store at start and once more two flush intervals later.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub enum DeadEvent {
@@ -83,6 +96,7 @@ pub enum DeadEvent {
 
 /// A client's feedback on a proxy, counted as a check (API → TierBalancer). Answers whether the
 /// proxy is known.
+/// While the receiver restarts: the API answers 503; the client may report again.
 #[derive(Message, Debug)]
 #[rtype(result = "bool")]
 pub struct Report {
@@ -91,6 +105,7 @@ pub struct Report {
 }
 
 /// Take a lease (API → Allocator). The lease is stored before the answer.
+/// While the receiver restarts: the API answers 503; nothing was allocated.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<crate::domain::leases::Lease, String>")]
 pub struct Allocate {
@@ -101,6 +116,7 @@ pub struct Allocate {
 }
 
 /// Extend a lease; `Ok(None)` when there is no such live lease.
+/// While the receiver restarts: the API answers 503; the lease is unchanged.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Option<crate::domain::leases::Lease>, String>")]
 pub struct Renew {
@@ -109,6 +125,7 @@ pub struct Renew {
 }
 
 /// Give a lease back; `Ok(false)` when there is no such live lease.
+/// While the receiver restarts: the API answers 503; the lease still holds its slots.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<bool, String>")]
 pub struct Release {
@@ -118,6 +135,7 @@ pub struct Release {
 /// A change to the managed proxies (admin API → TierBalancer). It is stored before it is
 /// applied to the pool and answered; answers the proxy as it is after the change (before it,
 /// for a deletion).
+/// While the receiver restarts: the API answers 503; nothing was stored.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<crate::snapshot::ManagedView, ChangeError>")]
 pub enum ManagedChange {
@@ -143,6 +161,7 @@ pub enum ChangeError {
 }
 
 /// Check every managed proxy now (admin API → TierBalancer); answers each result, by name.
+/// While the receiver restarts: the API answers 503.
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<ManagedCheck>")]
 pub struct CheckManaged;
@@ -162,16 +181,20 @@ pub struct ManagedCheck {
 
 /// Check these proxies now and answer every outcome (TierBalancer → ValidatorPool), unlike
 /// `CheckBatch`, whose verdicts arrive one by one.
+/// While the receiver restarts: answered with no results; the health check lists none.
 #[derive(Message)]
 #[rtype(result = "Vec<Verdict>")]
 pub struct CheckNow(pub Vec<CheckJob>);
 
 /// Something an admin should hear of (any actor → Alerter).
+/// While the receiver restarts: logged and dropped (`Registry::alert`), except the Supervisor's,
+/// which wait for the Alerter.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Alert(pub crate::domain::alerts::AlertEvent);
 
 /// Watch one more service (admin API → ServiceMonitor): stored before it is answered.
+/// While the receiver restarts: the API answers 503; nothing was stored.
 #[derive(Message)]
 #[rtype(result = "Result<crate::actors::service_monitor::MonitorView, ChangeError>")]
 pub struct AddMonitor {
@@ -180,6 +203,7 @@ pub struct AddMonitor {
 }
 
 /// Stop watching a service added through the admin API; answers it as it was.
+/// While the receiver restarts: the API answers 503; nothing changed.
 #[derive(Message)]
 #[rtype(result = "Result<crate::actors::service_monitor::MonitorView, ChangeError>")]
 pub struct RemoveMonitor {
@@ -187,6 +211,7 @@ pub struct RemoveMonitor {
 }
 
 /// Repair a service now, whatever its state (admin API → ServiceMonitor).
+/// While the receiver restarts: the API answers 503; no repair was started.
 #[derive(Message)]
 #[rtype(result = "Result<crate::domain::service_health::RepairKind, ChangeError>")]
 pub struct RestartMonitor {

@@ -22,6 +22,7 @@ pub struct Registry {
     pub allocator: ArcSwapOption<Addr<Allocator>>,
     pub alerter: ArcSwapOption<Addr<Alerter>>,
     pub monitor: ArcSwapOption<Addr<ServiceMonitor>>,
+    pub supervisor: ArcSwapOption<Addr<super::supervisor::Supervisor>>,
 }
 
 fn get<A: actix::Actor>(slot: &ArcSwapOption<Addr<A>>) -> Option<Addr<A>> {
@@ -51,6 +52,9 @@ impl Registry {
     }
     pub fn monitor(&self) -> Option<Addr<ServiceMonitor>> {
         get(&self.monitor)
+    }
+    pub fn supervisor(&self) -> Option<Addr<super::supervisor::Supervisor>> {
+        get(&self.supervisor)
     }
 
     /// Sends an alert to the Alerter; while it restarts the alert is logged and dropped.

@@ -51,12 +51,7 @@ pub struct ResurrectionManager {
 
 impl ResurrectionManager {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        super::start_child(
-            shared,
-            arbiter,
-            |r| &r.resurrection,
-            ResurrectionManager::new,
-        )
+        super::start_child(shared, arbiter, ResurrectionManager::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {
@@ -152,6 +147,30 @@ impl Actor for ResurrectionManager {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        ctx.wait(self.load_dead().map(|n, act, _| {
+            log::info!(
+                "{NAME}: {n} dead proxies scheduled ({} in all)",
+                act.schedule.len()
+            )
+        }));
+        // Deaths the TierBalancer announced while this actor was (re)starting were dropped; they
+        // reach the store within a flush interval, so read the dead rows once more after two.
+        let flush = self.shared.config.database.flush_interval_ms;
+        ctx.run_later(Duration::from_millis(2 * flush + 100), |act, ctx| {
+            ctx.spawn(act.load_dead().map(|n, _, _| {
+                if n > 0 {
+                    log::info!("{NAME}: {n} more dead proxies found after the start");
+                }
+            }));
+        });
+        super::every(ctx, TICK, |act, _| act.tick());
+    }
+}
+
+impl ResurrectionManager {
+    /// Reads the dead proxies from the store and schedules those not yet scheduled; answers how
+    /// many it added.
+    fn load_dead(&mut self) -> impl ActorFuture<Self, Output = usize> {
         let store = self.shared.store.clone();
         let load = async move {
             let dead = move || {
@@ -161,22 +180,33 @@ impl Actor for ResurrectionManager {
             };
             tokio::task::spawn_blocking(dead).await
         };
-        ctx.wait(load.into_actor(self).map(|r, act, _| match r {
+        load.into_actor(self).map(|r, act, _| match r {
             Ok(Ok(records)) => {
+                let mut added = 0;
                 for r in records {
+                    let key = r.key();
+                    if act.schedule.contains_key(&key) || act.in_flight.contains_key(&key) {
+                        continue;
+                    }
                     let since = r
                         .health
                         .dead_since
                         .or(r.health.last_checked_at)
                         .unwrap_or(0);
-                    act.schedule(r.key(), r.endpoint, r.health.deaths, since);
+                    act.schedule(key, r.endpoint, r.health.deaths, since);
+                    added += 1;
                 }
-                log::info!("{NAME}: {} dead proxies scheduled", act.schedule.len());
+                added
             }
-            Ok(Err(e)) => log::error!("{NAME}: cannot load the dead proxies: {e}"),
-            Err(e) => log::error!("{NAME}: loading panicked: {e}"),
-        }));
-        ctx.run_interval(TICK, |act, _| act.tick());
+            Ok(Err(e)) => {
+                log::error!("{NAME}: cannot load the dead proxies: {e}");
+                0
+            }
+            Err(e) => {
+                log::error!("{NAME}: loading panicked: {e}");
+                0
+            }
+        })
     }
 }
 
@@ -205,4 +235,4 @@ impl Handler<DeadEvent> for ResurrectionManager {
     }
 }
 
-super::controlled!(ResurrectionManager, NAME);
+super::controlled!(ResurrectionManager, NAME, resurrection);

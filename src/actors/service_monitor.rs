@@ -123,7 +123,7 @@ pub struct ServiceMonitor {
 
 impl ServiceMonitor {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        super::start_child(shared, arbiter, |r| &r.monitor, ServiceMonitor::new)
+        super::start_child(shared, arbiter, ServiceMonitor::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {
@@ -499,9 +499,9 @@ impl Actor for ServiceMonitor {
             }
             act.publish();
         }));
-        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+        super::every(ctx, TICK, |act, ctx| act.tick(ctx));
         let every = Duration::from_millis(self.shared.config.database.flush_interval_ms.max(200));
-        ctx.run_interval(every, |act, ctx| act.save(ctx));
+        super::every(ctx, every, |act, ctx| act.save(ctx));
     }
 }
 
@@ -650,4 +650,4 @@ impl Handler<FlushNow> for ServiceMonitor {
     }
 }
 
-super::controlled!(ServiceMonitor, NAME);
+super::controlled!(ServiceMonitor, NAME, monitor);

@@ -44,7 +44,7 @@ pub struct SourceFetcher {
 
 impl SourceFetcher {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        super::start_child(shared, arbiter, |r| &r.fetcher, SourceFetcher::new)
+        super::start_child(shared, arbiter, SourceFetcher::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {
@@ -75,13 +75,18 @@ impl SourceFetcher {
             .unwrap_or_default();
         let src = source.clone();
         let fut = async move { fetch_source(&client, &src, validators).await };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.busy.remove(&source.name);
-            act.finish(&source, result);
+            act.finish(&source, result, ctx);
         }));
     }
 
-    fn finish(&mut self, source: &SourceConfig, result: Result<Fetched, String>) {
+    fn finish(
+        &mut self,
+        source: &SourceConfig,
+        result: Result<Fetched, String>,
+        ctx: &mut Context<Self>,
+    ) {
         let now = rfc3339(now_ms());
         let name = &source.name;
         match result {
@@ -115,12 +120,27 @@ impl SourceFetcher {
                 if error.is_some() {
                     return;
                 }
-                if let Some(balancer) = self.shared.registry.balancer() {
-                    balancer.do_send(SourceList {
-                        source: name.clone(),
-                        priority: source.priority,
-                        proxies: list.proxies,
-                    });
+                // A list the TierBalancer did not take (it is restarting) is fetched again in
+                // full next time: its validators are forgotten, so no 304 hides it.
+                let list = SourceList {
+                    source: name.clone(),
+                    priority: source.priority,
+                    proxies: list.proxies,
+                };
+                let name = name.clone();
+                match self.shared.registry.balancer() {
+                    Some(balancer) => {
+                        ctx.spawn(balancer.send(list).into_actor(self).map(move |r, act, _| {
+                            if r.is_err() {
+                                log::warn!("source {name}: the pool restarted before taking the list; it is fetched again in full next time");
+                                act.validators.remove(&name);
+                            }
+                        }));
+                    }
+                    None => {
+                        log::warn!("source {name}: the pool is restarting; the list is fetched again in full next time");
+                        self.validators.remove(&name);
+                    }
                 }
             }
             Ok(unchanged) => {
@@ -274,7 +294,7 @@ impl Actor for SourceFetcher {
                 }
             });
             self.fetch(source.clone(), ctx);
-            ctx.run_interval(secs(source.interval_secs), move |act, ctx| {
+            super::every(ctx, secs(source.interval_secs), move |act, ctx| {
                 act.fetch(source.clone(), ctx)
             });
         }
@@ -300,4 +320,4 @@ impl Handler<FetchNow> for SourceFetcher {
     }
 }
 
-super::controlled!(SourceFetcher, NAME);
+super::controlled!(SourceFetcher, NAME, fetcher);

@@ -52,7 +52,7 @@ pub struct TierBalancer {
 
 impl TierBalancer {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        super::start_child(shared, arbiter, |r| &r.balancer, TierBalancer::new)
+        super::start_child(shared, arbiter, TierBalancer::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {
@@ -499,9 +499,9 @@ impl Actor for TierBalancer {
                 }));
             }
         }
-        ctx.run_interval(TICK, |act, _| act.tick());
+        super::every(ctx, TICK, |act, _| act.tick());
         let every = Duration::from_millis(self.shared.config.database.flush_interval_ms);
-        ctx.run_interval(every, |act, ctx| {
+        super::every(ctx, every, |act, ctx| {
             if let Some(write) = act.write() {
                 ctx.spawn(write.map(|_, _, _| ()));
             }
@@ -593,4 +593,4 @@ impl ActorFuture<TierBalancer> for UntilIdle {
     }
 }
 
-super::controlled!(TierBalancer, NAME);
+super::controlled!(TierBalancer, NAME, balancer);

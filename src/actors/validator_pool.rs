@@ -33,7 +33,7 @@ struct CheckWork {
 
 impl ValidatorPool {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
-        super::start_child(shared, arbiter, |r| &r.validator, ValidatorPool::new)
+        super::start_child(shared, arbiter, ValidatorPool::new)
     }
 
     fn new(shared: Arc<Shared>) -> Self {
@@ -167,4 +167,4 @@ impl Handler<CheckNow> for ValidatorPool {
     }
 }
 
-super::controlled!(ValidatorPool, NAME);
+super::controlled!(ValidatorPool, NAME, validator);

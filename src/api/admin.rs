@@ -2,7 +2,8 @@
 
 use super::auth::require_admin;
 use super::error::ApiError;
-use crate::actors::messages::FetchNow;
+use crate::actors::messages::{Control, FetchNow};
+use crate::actors::supervisor::RestartChild;
 use crate::state::Shared;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -15,6 +16,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/api/admin/actors/{name}/crash",
         web::post().to(crash_actor),
+    )
+    .route(
+        "/api/admin/actors/{name}/restart",
+        web::post().to(restart_actor),
     );
 }
 
@@ -40,25 +45,74 @@ async fn fetch_source(
     }
 }
 
-/// Makes an actor panic (only with `supervision.fault_injection = true`; 404 otherwise).
+fn clip(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CrashQuery {
+    /// `panic` (default) or `hang`.
+    mode: Option<String>,
+    /// How long a hang lasts (default 60 s, at most 600 s).
+    secs: Option<f64>,
+}
+
+/// Makes an actor panic, or hang with `?mode=hang&secs=N` (only with
+/// `supervision.fault_injection = true`; 404 otherwise).
 async fn crash_actor(
     req: HttpRequest,
     shared: web::Data<Shared>,
     name: web::Path<String>,
+    q: web::Query<CrashQuery>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
     if !shared.config.supervision.fault_injection {
         return Err(ApiError::NotFound("no such endpoint".into()));
     }
-    if shared
-        .registry
-        .control(&name, crate::actors::messages::Control::Crash)
-    {
+    let msg = match q.mode.as_deref().unwrap_or("panic") {
+        "panic" => Control::Crash,
+        "hang" => {
+            let secs = q.secs.unwrap_or(60.0);
+            if !(secs > 0.0 && secs <= 600.0) {
+                return Err(ApiError::BadRequest("`secs` must be from 0 to 600".into()));
+            }
+            Control::Hang(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => return Err(ApiError::BadRequest("`mode` must be panic or hang".into())),
+    };
+    if shared.registry.control(&name, msg) {
         Ok(HttpResponse::Accepted().json(json!({"actor": *name, "crashing": true})))
     } else {
         Err(ApiError::NotFound(format!(
             "no running actor named `{}`",
-            name.chars().take(64).collect::<String>()
+            clip(&name)
+        )))
+    }
+}
+
+/// `POST /api/admin/actors/{name}/restart`: the actor stops and the Supervisor starts it anew
+/// at once, its state reloaded from the store (not counted as a crash).
+async fn restart_actor(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &shared)?;
+    let supervisor = shared
+        .registry
+        .supervisor()
+        .ok_or_else(|| ApiError::Unavailable("the supervisor is not running".into()))?;
+    let known = supervisor
+        .send(RestartChild(name.to_string()))
+        .await
+        .map_err(|_| ApiError::Unavailable("the supervisor is not running".into()))?;
+    if known {
+        Ok(HttpResponse::Accepted().json(json!({"actor": *name, "restarting": true})))
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no actor named `{}`",
+            clip(&name)
         )))
     }
 }

@@ -70,9 +70,28 @@ impl RestartIntensity {
     }
 }
 
+/// Hung: no heartbeat for `hang_after_ms`, counted from the last beat or, before the first
+/// one, from the (re)start.
+pub fn is_hung(last_beat: Option<i64>, started_at: i64, now: i64, hang_after_ms: i64) -> bool {
+    let since = last_beat.map_or(started_at, |b| b.max(started_at));
+    now - since > hang_after_ms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hung_is_counted_from_the_last_beat_or_the_start() {
+        assert!(!is_hung(None, 1000, 5000, 10_000), "just started");
+        assert!(is_hung(None, 1000, 12_000, 10_000), "never beat");
+        assert!(!is_hung(Some(20_000), 0, 25_000, 10_000));
+        assert!(is_hung(Some(20_000), 0, 31_000, 10_000));
+        assert!(
+            !is_hung(Some(0), 30_000, 31_000, 10_000),
+            "a beat of the instance before the restart does not count"
+        );
+    }
 
     #[test]
     fn restarts_at_once_until_the_intensity_is_exceeded_then_backs_off() {

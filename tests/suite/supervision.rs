@@ -99,3 +99,99 @@ async fn a_panicking_actor_is_restarted_while_the_api_keeps_serving() {
         Err(_) => panic!("app still shared"),
     }
 }
+
+/// A hung actor (its thread blocked) stops beating; the Supervisor treats it as crashed and
+/// starts a fresh one on a new thread, while the other actors, on their own threads, go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_actor_is_restarted_on_a_new_thread() {
+    let Running {
+        farm, app, db: _db, ..
+    } = start_serving(&[0, 20, 40], |c| {
+        c + "[supervision]\nfault_injection = true\nhang_after_secs = 2\n"
+    })
+    .await;
+    let before = actor(&app, "validator_pool").await["last_heartbeat"].clone();
+    let (status, _) = app
+        .admin_post("/api/admin/actors/tier_balancer/crash?mode=hang&secs=8")
+        .await;
+    assert_eq!(status, 202);
+    let a = wait::until(
+        "the hung balancer to be replaced",
+        Duration::from_secs(10),
+        || async {
+            let a = actor(&app, "tier_balancer").await;
+            (a["hangs"] == 1 && a["status"] == "running").then_some(a)
+        },
+    )
+    .await;
+    assert_eq!(a["restarts"], 1, "{a}");
+    let validator = actor(&app, "validator_pool").await;
+    assert_ne!(
+        validator["last_heartbeat"], before,
+        "others beat on: {validator}"
+    );
+    assert_eq!(validator["restarts"], 0);
+    // Serving never stopped, and the new balancer does the work.
+    assert_eq!(app.serving().await.len(), 3);
+    farm.proxies[0]
+        .set_behaviour_and_wait(Behaviour::Refuse)
+        .await;
+    let dead = farm.proxies[0].url();
+    wait::until(
+        "the new balancer to notice a dead proxy",
+        Duration::from_secs(10),
+        || async {
+            let serving = app.serving().await;
+            (serving.len() == 2 && !serving.contains(&dead)).then_some(())
+        },
+    )
+    .await;
+    app.stop().await;
+}
+
+/// An admin restart stops the actor and starts it anew at once; it is not a crash, so it never
+/// trips the restart intensity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_restart_actors_without_tripping_the_intensity() {
+    let Running { app, db: _db, .. } =
+        start_serving(&[0], |c| c + "[supervision]\nmax_restarts = 1\n").await;
+    for n in 1..=3 {
+        let (status, body) = app.admin_post("/api/admin/actors/allocator/restart").await;
+        assert_eq!(status, 202, "{body}");
+        wait::until(
+            "the allocator to be back",
+            Duration::from_secs(5),
+            || async {
+                let a = actor(&app, "allocator").await;
+                (a["restarts"] == n && a["status"] == "running").then_some(())
+            },
+        )
+        .await;
+    }
+    let (_, health) = app.get_json("/api/health/comprehensive").await;
+    assert_eq!(health["status"], "ok", "{health}");
+    // The restarted allocator still takes leases.
+    let (status, lease) = app
+        .post_json("/api/leases", &serde_json::json!({"count": 1}))
+        .await;
+    assert_eq!(
+        (status, lease["allocated"].clone()),
+        (201, 1.into()),
+        "{lease}"
+    );
+    let (status, _) = app.admin_post("/api/admin/actors/nobody/restart").await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/admin/actors/allocator/restart",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    // Fault injection is off here: the crash endpoint does not exist.
+    let (status, _) = app.admin_post("/api/admin/actors/allocator/crash").await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
