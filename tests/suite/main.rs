@@ -20,6 +20,7 @@ mod resurrection;
 mod shutdown;
 mod sources;
 mod standins_selftest;
+mod store_outage;
 mod supervision;
 
 use support::farm::{Farm, ORIGIN_BODY};

@@ -1,0 +1,150 @@
+//! The store going away does not stop serving: writes wait and are retried, health shows the
+//! store degraded, what needs the store to be acknowledged answers 503 rather than pretend, and
+//! when the store is back everything catches up.
+
+use crate::support::app::{postgres_db, sqlite_db, ADMIN_TOKEN};
+use crate::support::farm::Behaviour;
+use crate::support::relay::Relay;
+use crate::support::wait;
+use crate::{start_serving_on, Running};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn store_status(app: &crate::support::app::TestApp) -> Value {
+    let (_, h) = app.get_json("/api/health/comprehensive").await;
+    h["store"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_goes_on_while_postgres_is_away_and_the_pool_catches_up() {
+    let Some((direct, db)) = postgres_db("outage") else {
+        return;
+    };
+    let u = url::Url::parse(&direct).unwrap();
+    let target = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap_or(5432));
+    let relay = Relay::start(target.parse().unwrap()).await;
+    let mut relayed = u.clone();
+    relayed.set_port(Some(relay.port)).unwrap();
+    let Running {
+        farm, app, db: _db, ..
+    } = start_serving_on((relayed.to_string(), db), &[0, 0, 0], |c| c).await;
+    wait::until("a first write", WAIT, || async {
+        (store_status(&app).await["rows_written"].as_u64()? >= 3).then_some(())
+    })
+    .await;
+
+    // PostgreSQL goes away; a proxy dies meanwhile.
+    relay.cut();
+    farm.proxies[0]
+        .set_behaviour_and_wait(Behaviour::Refuse)
+        .await;
+    let dead = farm.proxies[0].url();
+    wait::until("the store to show degraded", WAIT, || async {
+        (store_status(&app).await["status"] == "degraded").then_some(())
+    })
+    .await;
+    wait::until(
+        "the pool to drop the dead proxy without the store",
+        WAIT,
+        || async {
+            let serving = app.serving().await;
+            (serving.len() == 2 && !serving.contains(&dead)).then_some(())
+        },
+    )
+    .await;
+    let (code, body) = app.get_json("/api/proxy/alive?count=2").await;
+    assert_eq!(
+        (code, body["count"].clone(), body["degraded"].clone()),
+        (200, json!(2), json!(false)),
+        "{body}"
+    );
+    let (_, health) = app.get_json("/api/health/comprehensive").await;
+    assert!(health["problems"].to_string().contains("store"), "{health}");
+    // What would need the store to be acknowledged is refused, not pretended.
+    let (code, body) = app.post_json("/api/leases", &json!({"count": 1})).await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let managed = json!({"name": "paid", "url": "http://127.0.0.1:1"});
+    let (code, body) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/admin/proxies",
+            Some(ADMIN_TOKEN),
+            Some(&managed),
+        )
+        .await;
+    assert_eq!(code, 503, "{body}");
+
+    // Back: the writes catch up.
+    relay.restore().await;
+    wait::until("the store to be ok again", WAIT, || async {
+        (store_status(&app).await["status"] == "ok").then_some(())
+    })
+    .await;
+    let url = direct.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        proxyvisor::store::Store::open(&url)
+            .unwrap()
+            .load_proxies()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r.url == dead)
+        .expect("the dead proxy's row");
+    assert_eq!(
+        row.tier, "dead",
+        "the change made during the outage was written"
+    );
+    let (code, body) = app.post_json("/api/leases", &json!({"count": 1})).await;
+    assert_eq!(code, 201, "{body}");
+    app.stop().await;
+}
+
+/// SQLite locked by another process: writes wait and are retried; serving goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_goes_on_while_the_sqlite_file_is_locked() {
+    let (url, db) = sqlite_db();
+    let path = url.trim_start_matches("sqlite://").to_string();
+    let Running {
+        farm, app, db: _db, ..
+    } = start_serving_on((url, db), &[0, 0, 0], |c| c).await;
+    // Another writer holds the file: an exclusive transaction, kept open.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+        c.batch_execute("BEGIN EXCLUSIVE").unwrap();
+        locked_tx.send(()).unwrap();
+        release_rx.recv().ok();
+        c.batch_execute("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    farm.proxies[1]
+        .set_behaviour_and_wait(Behaviour::Refuse)
+        .await;
+    let dead = farm.proxies[1].url();
+    wait::until("the store to show degraded", WAIT, || async {
+        (store_status(&app).await["status"] == "degraded").then_some(())
+    })
+    .await;
+    wait::until("the pool to drop the dead proxy", WAIT, || async {
+        let serving = app.serving().await;
+        (serving.len() == 2 && !serving.contains(&dead)).then_some(())
+    })
+    .await;
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    wait::until("the store to catch up", WAIT, || async {
+        let s = store_status(&app).await;
+        (s["status"] == "ok" && s["pending_writes"] == 0).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
