@@ -95,6 +95,7 @@ impl Application {
         });
         let shared = Arc::new(Shared {
             config: config.clone(),
+            stopping: Default::default(),
             snapshot: arc_swap::ArcSwap::from_pointee(snapshot),
             resurrection: Default::default(),
             monitors: Default::default(),
@@ -177,9 +178,18 @@ impl Application {
     /// what the pool has not yet stored.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let shared = self.shared.clone();
         let signals = actix_rt::spawn(async move {
             let signal = shutdown_signal().await;
-            log::info!("{signal} received: finishing requests in flight, then writing the pool");
+            let drain = shared.config.server.drain_secs;
+            log::info!(
+                "{signal} received: draining for {drain} s (health answers 503, connections \
+                 close after each answer), then finishing requests in flight and writing the pool"
+            );
+            shared
+                .stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs_f64(drain)).await;
             handle.stop(true).await;
         });
         let result = self.server.await;

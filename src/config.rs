@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub max_count: usize,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// After SIGTERM/SIGINT: this long answering (health 503 "stopping", every answer with
+    /// `Connection: close`) before the listener closes, so load balancers move away first.
+    pub drain_secs: f64,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             client_token: None,
             max_count: 10_000,
             workers: 0,
+            drain_secs: 1.0,
         }
     }
 }
@@ -532,6 +536,12 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        if !(0.0..=300.0).contains(&self.server.drain_secs) {
+            return Err(invalid(
+                "server.drain_secs",
+                "must be from 0 to 300 seconds",
+            ));
+        }
         if self.server.max_count == 0 {
             return Err(invalid("server.max_count", "must be at least 1"));
         }

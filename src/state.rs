@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct Shared {
     pub config: Arc<Config>,
+    /// Set on SIGTERM/SIGINT: the drain before the listener closes.
+    pub stopping: std::sync::atomic::AtomicBool,
     pub snapshot: ArcSwap<PoolSnapshot>,
     /// Published by the Allocator: slots in use per proxy.
     pub loads: ArcSwap<crate::actors::allocator::Loads>,

@@ -25,8 +25,24 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
     };
     let data = web::Data::from(shared);
     let server = HttpServer::new(move || {
+        let draining = data.clone();
         App::new()
             .app_data(data.clone())
+            // During the drain every answer closes its connection, so clients reconnect
+            // elsewhere rather than reuse one that is about to close.
+            .wrap_fn(move |req, srv| {
+                let stopping = draining.stopping.load(std::sync::atomic::Ordering::Relaxed);
+                let fut = actix_web::dev::Service::call(srv, req);
+                async move {
+                    let mut res = fut.await?;
+                    if stopping {
+                        res.response_mut()
+                            .head_mut()
+                            .set_connection_type(actix_web::http::ConnectionType::Close);
+                    }
+                    Ok(res)
+                }
+            })
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 ApiError::BadRequest(format!("bad query string: {e}")).into()
             }))

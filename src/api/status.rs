@@ -15,7 +15,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/health/comprehensive", web::get().to(comprehensive));
 }
 
-async fn live() -> HttpResponse {
+/// Liveness: `ok`, or 503 `stopping` during the drain after SIGTERM (load balancers move away).
+async fn live(shared: web::Data<Shared>) -> HttpResponse {
+    if shared.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "stopping"}));
+    }
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 

@@ -467,34 +467,21 @@ async fn admin_api_manages_proxies_postgres() {
 /// with credentials never puts a password in the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_reach_the_log() {
-    use std::process::{Command, Stdio};
     let w = world(sqlite_db(), 1, 2).await;
     w.managed[0].require_auth("dave", "pw-log-secret-1");
     w.managed[1].require_auth("erin", "pw-log-secret-2");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let config = w.config(&format!(
-        "[server]\nbind = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\n\
-         [[managed_proxies]]\nname = \"logged\"\nurl = \"{}\"\n",
+        "[[managed_proxies]]\nname = \"logged\"\nurl = \"{}\"\n",
         w.url_with(0, "dave", "pw-log-secret-1")
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxyvisor.toml");
-    std::fs::write(&path, config).unwrap();
-    let log = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proxyvisor"))
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut service = crate::support::process::ServiceProcess::start(
+        &config,
+        &format!("admin_token = \"{ADMIN_TOKEN}\"\ndrain_secs = 0"),
+        "debug",
+    )
+    .await;
     let client = crate::support::app::http_client();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = service.url("");
     let healthy = |name: &'static str| {
         let (client, base) = (client.clone(), base.clone());
         async move {
@@ -542,17 +529,8 @@ async fn credentials_never_reach_the_log() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    wait::until("the service to exit", WAIT, || {
-        let exited = child.try_wait().unwrap();
-        async move { exited }
-    })
-    .await;
-    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(service.terminate().await.code(), Some(0));
+    let text = service.log();
     assert!(
         text.contains("managed proxy api-one added"),
         "the log is empty? {text}"

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod farm;
 pub mod hosting;
+pub mod process;
 pub mod relay;
 pub mod smtp;
 pub mod socks;
