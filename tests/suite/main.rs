@@ -6,6 +6,7 @@ mod support;
 
 mod alerts;
 mod cli;
+mod crash_safety;
 mod farm_selftest;
 mod feedback;
 mod filters;
