@@ -97,6 +97,8 @@ pub struct StoreStatus {
     pub last_error: Option<String>,
     pub pending_writes: usize,
     pub rows_written: u64,
+    /// The TierBalancer restarted and cannot read the pool yet (it serves the last snapshot).
+    pub pool_reload_pending: bool,
 }
 
 /// An alert channel's health: `ok` until an attempt fails, `failing` until one succeeds.

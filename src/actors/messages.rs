@@ -95,10 +95,10 @@ pub enum DeadEvent {
 }
 
 /// A client's feedback on a proxy, counted as a check (API → TierBalancer). Answers whether the
-/// proxy is known.
+/// proxy is known; `None` while the pool is being reloaded.
 /// While the receiver restarts: the API answers 503; the client may report again.
 #[derive(Message, Debug)]
-#[rtype(result = "bool")]
+#[rtype(result = "Option<bool>")]
 pub struct Report {
     pub key: String,
     pub ok: bool,

@@ -45,6 +45,11 @@ pub struct TierBalancer {
     config_managed: HashSet<String>,
     /// Unix ms this actor (re)started.
     started_at: i64,
+    /// The pool is in memory. Until then (a restart while the store is away) nothing is
+    /// checked or published: the API goes on serving the last snapshot.
+    loaded: bool,
+    /// Source lists that came before the pool was loaded, applied after it.
+    early_lists: Vec<SourceList>,
     /// What the pool's alerts have said, and each managed proxy's last status.
     pool_watch: alerts::PoolWatch,
     managed_status: HashMap<String, Status>,
@@ -65,6 +70,8 @@ impl TierBalancer {
         TierBalancer {
             config_managed,
             started_at: now_ms(),
+            loaded: false,
+            early_lists: Vec::new(),
             shared,
             rules,
             pool: HashMap::new(),
@@ -86,6 +93,8 @@ impl TierBalancer {
 
     fn load(&mut self, records: Vec<ProxyRecord>) {
         self.pool = records.into_iter().map(|r| (r.key(), r)).collect();
+        self.loaded = true;
+        self.shared.board.store(|s| s.pool_reload_pending = false);
         let located: Vec<String> = (self.pool.iter_mut())
             .filter_map(|(k, r)| self.shared.locate(r).then(|| k.clone()))
             .collect();
@@ -102,9 +111,33 @@ impl TierBalancer {
         self.last_source_update = old.last_source_update;
         self.stale = true;
         log::info!("{NAME}: pool loaded, {} proxies", self.pool.len());
+        for list in std::mem::take(&mut self.early_lists) {
+            self.on_source_list(list);
+        }
+    }
+
+    /// Reloads the pool from the store (after a restart), retrying every second while the store
+    /// is away; the actor takes no message meanwhile.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let store = self.shared.store.clone();
+        let load =
+            async move { tokio::task::spawn_blocking(move || crate::app::load_pool(&store)).await };
+        ctx.wait(load.into_actor(self).map(|r, act, ctx| {
+            let error = match r {
+                Ok(Ok(records)) => return act.load(records),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("panicked: {e}"),
+            };
+            log::error!("{NAME}: cannot reload the pool, retrying in 1 s (serving the last snapshot meanwhile): {error}");
+            act.shared.board.store(|s| s.pool_reload_pending = true);
+            ctx.run_later(Duration::from_secs(1), |act, ctx| act.reload(ctx));
+        }));
     }
 
     fn tick(&mut self) {
+        if !self.loaded {
+            return;
+        }
         let now = Instant::now();
         self.in_flight.retain(|_, until| *until > now);
         self.dispatch();
@@ -486,18 +519,8 @@ impl Actor for TierBalancer {
         let preloaded = self.shared.take_preloaded();
         match preloaded {
             Some(records) => self.load(records),
-            None => {
-                // A restart: reload the pool from the store before handling any message.
-                let store = self.shared.store.clone();
-                let load = async move {
-                    tokio::task::spawn_blocking(move || crate::app::load_pool(&store)).await
-                };
-                ctx.wait(load.into_actor(self).map(|r, act, _| match r {
-                    Ok(Ok(records)) => act.load(records),
-                    Ok(Err(e)) => log::error!("{NAME}: cannot reload the pool: {e}"),
-                    Err(e) => log::error!("{NAME}: pool reload panicked: {e}"),
-                }));
-            }
+            // A restart: reload the pool from the store before handling any message.
+            None => self.reload(ctx),
         }
         super::every(ctx, TICK, |act, _| act.tick());
         let every = Duration::from_millis(self.shared.config.database.flush_interval_ms);
@@ -512,6 +535,11 @@ impl Actor for TierBalancer {
 impl Handler<SourceList> for TierBalancer {
     type Result = ();
     fn handle(&mut self, msg: SourceList, _: &mut Self::Context) {
+        if !self.loaded {
+            self.early_lists.retain(|l| l.source != msg.source);
+            self.early_lists.push(msg);
+            return;
+        }
         self.on_source_list(msg);
     }
 }
@@ -526,10 +554,13 @@ impl Handler<Verdict> for TierBalancer {
 /// Client feedback counts as a check at the time of the report; a passing report keeps the
 /// proxy's last measured latency.
 impl Handler<Report> for TierBalancer {
-    type Result = bool;
-    fn handle(&mut self, msg: Report, _: &mut Self::Context) -> bool {
+    type Result = Option<bool>;
+    fn handle(&mut self, msg: Report, _: &mut Self::Context) -> Option<bool> {
+        if !self.loaded {
+            return None;
+        }
         let Some(rec) = self.pool.get(&msg.key) else {
-            return false;
+            return Some(false);
         };
         let latency_ms = rec.health.latency_ms.unwrap_or(0);
         let failure = (!msg.ok).then(|| "reported failing by a client".to_string());
@@ -545,7 +576,7 @@ impl Handler<Report> for TierBalancer {
             profiles: Vec::new(),
             at: now_ms(),
         });
-        true
+        Some(true)
     }
 }
 

@@ -353,7 +353,9 @@ async fn report(
             ok: body.ok,
         })
         .await
-        .map_err(|_| ApiError::Unavailable("the pool is restarting; try again".into()))?;
+        .ok()
+        .flatten()
+        .ok_or_else(|| ApiError::Unavailable("the pool is restarting; try again".into()))?;
     if !known {
         return Err(ApiError::NotFound(format!("no proxy {key} in the pool")));
     }

@@ -118,6 +118,10 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
     if store.status != "ok" {
         problems.push(format!("store {}", store.status));
     }
+    if store.pool_reload_pending {
+        problems
+            .push("the pool is being reloaded from the store (serving the last snapshot)".into());
+    }
     for s in sources.iter().filter(|s| s.status == "error") {
         problems.push(format!("source {} failing", s.name));
     }

@@ -5,6 +5,7 @@
 mod support;
 
 mod alerts;
+mod chaos;
 mod cli;
 mod crash_safety;
 mod farm_selftest;

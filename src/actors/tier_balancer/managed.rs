@@ -84,6 +84,11 @@ impl TierBalancer {
     }
 
     fn plan(&self, change: ManagedChange, now: i64) -> Result<(Write, Apply), ChangeError> {
+        if !self.loaded {
+            return Err(ChangeError::Store(
+                "the pool is being reloaded from the store; try again".into(),
+            ));
+        }
         match change {
             ManagedChange::Create(def) => {
                 if self.managed_key(&def.name).is_some() {
@@ -221,6 +226,9 @@ impl Handler<CheckManaged> for TierBalancer {
     type Result = ResponseActFuture<Self, Vec<ManagedCheck>>;
 
     fn handle(&mut self, _: CheckManaged, _: &mut Self::Context) -> Self::Result {
+        if !self.loaded {
+            return Box::pin(actix::fut::ready(Vec::new()));
+        }
         let jobs: Vec<CheckJob> = self
             .pool
             .iter()
