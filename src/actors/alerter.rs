@@ -27,6 +27,10 @@ const TICK: Duration = Duration::from_millis(100);
 const IN_FLIGHT_PER_CHANNEL: usize = 4;
 /// Open alerts remembered for folding and recovery.
 const OPEN_LOADED: i64 = 1000;
+/// Alerts kept in memory while the store is away (the oldest go first past this).
+const UNSTORED_MAX: usize = 1000;
+/// How often alerts kept in memory are offered to the store again.
+const RETRY_STORE: Duration = Duration::from_secs(1);
 
 /// Raise an alert and answer what became of it (the admin API's test alert).
 #[derive(Message)]
@@ -62,6 +66,11 @@ pub struct Alerter {
     /// `alerts.daily_report_at`, and when the next report is due.
     daily: Option<alerts::DailyAt>,
     next_report: Option<i64>,
+    /// Alerts the store did not take (it is away), oldest first, stored when it is back.
+    unstored: std::collections::VecDeque<AlertEvent>,
+    /// Alerts dropped because `unstored` was full.
+    unstored_dropped: u64,
+    storing_unstored: bool,
 }
 
 impl Alerter {
@@ -82,7 +91,73 @@ impl Alerter {
             paused: HashMap::new(),
             next_report: daily.map(|d| d.next_after(now_ms())),
             daily,
+            unstored: Default::default(),
+            unstored_dropped: 0,
+            storing_unstored: false,
         }
+    }
+
+    /// Keeps an alert the store did not take, to store it when the store is back.
+    fn keep_unstored(&mut self, e: AlertEvent, front: bool) {
+        if self.unstored.len() >= UNSTORED_MAX {
+            self.unstored.pop_front();
+            self.unstored_dropped += 1;
+            log::error!(
+                "{NAME}: {} alerts waiting for the store; the oldest dropped ({} so far)",
+                UNSTORED_MAX,
+                self.unstored_dropped
+            );
+        }
+        if front {
+            self.unstored.push_front(e);
+        } else {
+            self.unstored.push_back(e);
+        }
+    }
+
+    /// Offers the oldest kept alert to the store; on success the next one follows at once.
+    fn store_unstored(&mut self, ctx: &mut Context<Self>) {
+        if self.storing_unstored {
+            return;
+        }
+        let Some(e) = self.unstored.pop_front() else {
+            return;
+        };
+        self.storing_unstored = true;
+        ctx.wait(self.raise(e.clone()).map(move |r, act, ctx| {
+            act.storing_unstored = false;
+            match r {
+                Ok(_) => {
+                    if act.unstored.is_empty() {
+                        log::info!("{NAME}: the store is back; every kept alert is stored");
+                    } else {
+                        ctx.run_later(Duration::ZERO, |act, ctx| act.store_unstored(ctx));
+                    }
+                }
+                Err(_) => act.keep_unstored(e, true),
+            }
+        }));
+    }
+
+    /// Loads the outbox; while the store is away, tries again every second.
+    fn load_outbox(&mut self, ctx: &mut Context<Self>) {
+        let store = self.shared.store.clone();
+        let load = async move {
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, crate::store::StoreError>((
+                    store.load_open_alerts(OPEN_LOADED)?,
+                    store.load_pending_deliveries()?,
+                ))
+            })
+            .await
+        };
+        ctx.wait(load.into_actor(self).map(|r, act, ctx| match flatten(r) {
+            Ok((open, pending)) => act.load(open, pending),
+            Err(e) => {
+                log::error!("{NAME}: cannot load the outbox, retrying in 1 s: {e}");
+                ctx.run_later(RETRY_STORE, |act, ctx| act.load_outbox(ctx));
+            }
+        }));
     }
 
     fn channel(&self, name: &str) -> Option<&Arc<dyn Channel>> {
@@ -478,20 +553,8 @@ impl Actor for Alerter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
-        let store = self.shared.store.clone();
-        let load = async move {
-            tokio::task::spawn_blocking(move || {
-                Ok::<_, crate::store::StoreError>((
-                    store.load_open_alerts(OPEN_LOADED)?,
-                    store.load_pending_deliveries()?,
-                ))
-            })
-            .await
-        };
-        ctx.wait(load.into_actor(self).map(|r, act, _| match flatten(r) {
-            Ok((open, pending)) => act.load(open, pending),
-            Err(e) => log::error!("{NAME}: cannot load the outbox: {e}"),
-        }));
+        self.load_outbox(ctx);
+        super::every(ctx, RETRY_STORE, |act, ctx| act.store_unstored(ctx));
         super::every(ctx, TICK, |act, ctx| {
             act.dispatch(ctx);
             act.report_if_due(ctx);
@@ -502,9 +565,18 @@ impl Actor for Alerter {
 impl Handler<Alert> for Alerter {
     type Result = ();
     fn handle(&mut self, Alert(e): Alert, ctx: &mut Self::Context) {
-        ctx.wait(self.raise(e).map(|r, _, _| {
-            if let Err(e) = r {
-                log::error!("{NAME}: alert not stored, so not queued: {e}");
+        // Behind alerts already waiting for the store: keep the order, do not wait again.
+        if !self.unstored.is_empty() || self.storing_unstored {
+            self.keep_unstored(e, false);
+            return;
+        }
+        ctx.wait(self.raise(e.clone()).map(|r, act, _| {
+            if let Err(err) = r {
+                log::warn!(
+                    "{NAME}: the store did not take an alert ({err}); it is kept in memory and \
+                     stored when the store is back"
+                );
+                act.keep_unstored(e, false);
             }
         }));
     }

@@ -4,7 +4,9 @@
 
 use crate::support::app::{postgres_db, sqlite_db, ADMIN_TOKEN};
 use crate::support::farm::Behaviour;
+use crate::support::hosting::{HostedService, Mode};
 use crate::support::relay::Relay;
+use crate::support::telegram::TelegramServer;
 use crate::support::wait;
 use crate::{start_serving_on, Running};
 use serde_json::{json, Value};
@@ -27,19 +29,30 @@ async fn serving_goes_on_while_postgres_is_away_and_the_pool_catches_up() {
     let relay = Relay::start(target.parse().unwrap()).await;
     let mut relayed = u.clone();
     relayed.set_port(Some(relay.port)).unwrap();
+    // A watched service and a Telegram channel: an alert raised while the store is away.
+    let svc = HostedService::start().await;
+    let telegram = TelegramServer::start("1:tok").await;
+    let extra = format!(
+        "[[monitors]]\nname = \"web\"\nurl = \"{}\"\ninterval_secs = 1\ntimeout_ms = 500\n\
+         [alerts]\ndaily_report_at = \"\"\n[alerts.telegram]\nbot_token = \"1:tok\"\nchat_id = 7\n\
+         api_base = \"{}\"\n",
+        svc.url("/"),
+        telegram.api_base()
+    );
     let Running {
         farm, app, db: _db, ..
-    } = start_serving_on((relayed.to_string(), db), &[0, 0, 0], |c| c).await;
+    } = start_serving_on((relayed.to_string(), db), &[0, 0, 0], |c| c + &extra).await;
     wait::until("a first write", WAIT, || async {
         (store_status(&app).await["rows_written"].as_u64()? >= 3).then_some(())
     })
     .await;
 
-    // PostgreSQL goes away; a proxy dies meanwhile.
+    // PostgreSQL goes away; a proxy dies and the watched service goes down meanwhile.
     relay.cut();
     farm.proxies[0]
         .set_behaviour_and_wait(Behaviour::Refuse)
         .await;
+    svc.set_mode_and_wait(Mode::Crashed).await;
     let dead = farm.proxies[0].url();
     wait::until("the store to show degraded", WAIT, || async {
         (store_status(&app).await["status"] == "degraded").then_some(())
@@ -62,6 +75,11 @@ async fn serving_goes_on_while_postgres_is_away_and_the_pool_catches_up() {
     );
     let (_, health) = app.get_json("/api/health/comprehensive").await;
     assert!(health["problems"].to_string().contains("store"), "{health}");
+    wait::until("the service to be seen down", WAIT, || async {
+        let (_, m) = app.get_json("/api/monitors").await;
+        (m["monitors"][0]["status"] == "down").then_some(())
+    })
+    .await;
     // What would need the store to be acknowledged is refused, not pretended.
     let (code, body) = app.post_json("/api/leases", &json!({"count": 1})).await;
     assert_eq!(code, 503, "{body}");
@@ -102,6 +120,15 @@ async fn serving_goes_on_while_postgres_is_away_and_the_pool_catches_up() {
     );
     let (code, body) = app.post_json("/api/leases", &json!({"count": 1})).await;
     assert_eq!(code, 201, "{body}");
+    // The alert raised during the outage was kept, stored and sent once the store was back.
+    wait::until("the down alert to reach Telegram", WAIT, || async {
+        telegram
+            .messages()
+            .iter()
+            .any(|m| m.text.contains("service_down") && m.text.contains("web"))
+            .then_some(())
+    })
+    .await;
     app.stop().await;
 }
 
