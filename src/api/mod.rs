@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod leases;
+pub mod logs;
 pub mod managed;
 pub mod monitors;
 pub mod naming;
@@ -48,6 +49,7 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             .configure(monitors::routes)
             .configure(admin::routes)
             .configure(alerts::routes)
+            .configure(logs::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
             }))
