@@ -8,6 +8,7 @@ pub mod error;
 pub mod leases;
 pub mod logs;
 pub mod managed;
+pub mod metrics;
 pub mod monitors;
 pub mod naming;
 pub mod serving;
@@ -50,6 +51,7 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             .configure(admin::routes)
             .configure(alerts::routes)
             .configure(logs::routes)
+            .configure(metrics::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
             }))
