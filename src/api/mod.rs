@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod leases;
 pub mod logs;
@@ -52,6 +53,7 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             .configure(alerts::routes)
             .configure(logs::routes)
             .configure(metrics::routes)
+            .configure(dashboard::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
             }))
