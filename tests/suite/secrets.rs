@@ -1,7 +1,8 @@
 //! No secret in any answer, the dashboard, `/metrics` or the log: the app runs with every kind of
 //! secret the config can hold (client and admin tokens, the Telegram bot token, the SMTP
-//! password, a managed proxy's credentials, a monitor's API key and webhook header), each one
-//! used for real against a loopback stand-in, while something happens (a service crashes and is
+//! password, a managed proxy's credentials, a monitor's API key and webhook header; the last
+//! three also given through the admin API), each one used for real against a loopback stand-in,
+//! while something happens (a service crashes and is
 //! repaired, alerts are sent, managed proxies are checked on demand). Then every status and admin
 //! endpoint is read and each answer, and the in-process log ring at `trace`, is searched for
 //! every secret. Only the serving endpoints hand the managed proxy's credentials to clients, by
@@ -16,7 +17,7 @@ use crate::support::source::SourceServer;
 use crate::support::telegram::TelegramServer;
 use crate::support::wait;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -27,6 +28,10 @@ const PROXY_USER: &str = "paiduser";
 const PROXY_PASSWORD: &str = "proxy-S3CRET-d4";
 const RENDER_KEY: &str = "rnd-S3CRET-e5";
 const HOOK_HEADER: &str = "hook-S3CRET-f6";
+/// Given through the admin API rather than the config file.
+const API_RENDER_KEY: &str = "rnd-api-S3CRET-g7";
+const API_HOOK_HEADER: &str = "hook-api-S3CRET-h8";
+const API_PROXY_PASSWORD: &str = "proxy-api-S3CRET-i9";
 
 /// Every secret, in each form it could leak in (the proxy's credentials also as the Basic
 /// header value), with what it is.
@@ -44,6 +49,9 @@ fn secrets() -> Vec<(&'static str, String)> {
         ),
         ("Render API key", RENDER_KEY.into()),
         ("webhook header", HOOK_HEADER.into()),
+        ("API-given Render key", API_RENDER_KEY.into()),
+        ("API-given webhook header", API_HOOK_HEADER.into()),
+        ("API-given proxy password", API_PROXY_PASSWORD.into()),
     ]
 }
 
@@ -61,12 +69,23 @@ fn assert_clean(what: &str, text: &str, allowed: &[&str]) {
 
 /// Any request, answering (status, body as text).
 async fn call(app: &TestApp, method: Method, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut r = app.client.request(method.clone(), app.url(path));
+    let body = (method == Method::POST && path == "/api/leases").then(|| json!({"count": 2}));
+    call_with(app, method, path, token, body).await
+}
+
+async fn call_with(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, String) {
+    let mut r = app.client.request(method, app.url(path));
     if let Some(t) = token {
         r = r.bearer_auth(t);
     }
-    if method == Method::POST && path == "/api/leases" {
-        r = r.json(&serde_json::json!({"count": 2}));
+    if let Some(b) = body {
+        r = r.json(&b);
     }
     let r = r.send().await.expect("request answered");
     (r.status().as_u16(), r.text().await.unwrap_or_default())
@@ -95,6 +114,8 @@ async fn no_secret_reaches_an_answer_the_dashboard_the_metrics_or_the_log() {
     let farm = Farm::start(&[(Behaviour::Good, Anonymity::Elite, 0)]).await;
     let paid = FarmProxy::start(Behaviour::Good, Anonymity::Elite, 0).await;
     paid.require_auth(PROXY_USER, PROXY_PASSWORD);
+    let paid_by_api = FarmProxy::start(Behaviour::Good, Anonymity::Elite, 0).await;
+    paid_by_api.require_auth("apiuser", API_PROXY_PASSWORD);
     let source = SourceServer::start().await;
     source.set_body("/list.txt", farm.plain_list());
     let backend = HostedService::start().await;
@@ -190,6 +211,65 @@ cooldown_secs = 1
         assert!(status < 300, "POST {path} → {status} {body}");
         answers.push((format!("POST {path}"), body));
     }
+    // Secrets given through the admin API: a monitor with an API key, one with a webhook
+    // header (both watching a service that stays up), a managed proxy with credentials; and
+    // refused ones (no answer echoes them).
+    let steady = HostedService::start().await;
+    let added = [
+        (
+            "/api/admin/monitors",
+            json!({"name": "api-render", "url": steady.url("/health"), "interval_secs": 1,
+                   "recovery": {"action": "render", "service_id": "srv-api",
+                                "api_key": API_RENDER_KEY, "api_base": render.base_url()}}),
+            201,
+        ),
+        (
+            "/api/admin/monitors",
+            json!({"name": "api-hook", "url": steady.url("/health"), "interval_secs": 1,
+                   "recovery": {"action": "webhook", "url": hook.url("/restart"),
+                                "headers": {"X-Hook-Token": API_HOOK_HEADER}}}),
+            201,
+        ),
+        (
+            "/api/admin/monitors",
+            json!({"name": "api-bad", "url": steady.url("/health"), "interval_secs": 0,
+                   "recovery": {"action": "webhook", "url": hook.url("/restart"),
+                                "headers": {"X-Hook-Token": API_HOOK_HEADER}}}),
+            400,
+        ),
+        (
+            "/api/admin/proxies",
+            json!({"name": "api-paid",
+                   "url": format!("http://apiuser:{API_PROXY_PASSWORD}@{}", paid_by_api.host_port())}),
+            201,
+        ),
+        (
+            "/api/admin/proxies",
+            json!({"name": "api-bad",
+                   "url": format!("ftp://apiuser:{API_PROXY_PASSWORD}@127.0.0.1:1")}),
+            400,
+        ),
+    ];
+    for (path, body, want) in added {
+        let (status, answer) =
+            call_with(&app, Method::POST, path, Some(ADMIN_TOKEN), Some(body)).await;
+        assert_eq!(status, want, "POST {path}: {answer}");
+        answers.push((format!("POST {path}"), answer));
+    }
+    let path = "/api/v1/proxy/health-check";
+    let (status, checked) = call(&app, Method::POST, path, Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200, "{checked}");
+    let results: Value = serde_json::from_str(&checked).unwrap();
+    let passed = |name: &str| {
+        results["results"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["name"] == name && r["ok"] == true))
+    };
+    assert!(
+        passed("paid") && passed("api-paid"),
+        "both paid proxies pass with their credentials: {checked}"
+    );
+    answers.push((format!("POST {path} (again)"), checked));
     for name in ["backend", "worker"] {
         wait::until(&format!("{name} repaired and up again"), WAIT, || async {
             let m = monitor(&app, name).await;
@@ -197,27 +277,39 @@ cooldown_secs = 1
         })
         .await;
     }
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        "/api/admin/monitors/backend/restart",
-        Some(ADMIN_TOKEN),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    answers.push(("POST /api/admin/monitors/backend/restart".into(), body));
-    assert!(render.restarts() >= 1);
-    assert!(
+    // Manual restarts: the API-given key is refused by Render (a failed repair with an error
+    // text), the API-given header reaches the webhook.
+    for name in ["backend", "api-render", "api-hook"] {
+        let path = format!("/api/admin/monitors/{name}/restart");
+        let (status, body) = call(&app, Method::POST, &path, Some(ADMIN_TOKEN)).await;
+        assert_eq!(status, 202, "{path}: {body}");
+        answers.push((format!("POST {path}"), body));
+    }
+    for name in ["api-render", "api-hook"] {
+        wait::until(&format!("{name}'s manual repair"), WAIT, || async {
+            monitor(&app, name).await["last_repair"]["succeeded"]
+                .is_boolean()
+                .then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        monitor(&app, "api-render").await["last_repair"]["succeeded"],
+        false
+    );
+    let used = |path: &str, key: &str| {
         render
             .calls()
             .iter()
-            .all(|c| c.authorization.as_deref() == Some(&format!("Bearer {RENDER_KEY}"))),
-        "Render was called with its key"
-    );
-    assert!(hook
-        .calls()
-        .iter()
-        .any(|c| c.header("x-hook-token") == Some(HOOK_HEADER)));
+            .any(|c| c.path.contains(path) && c.authorization == Some(format!("Bearer {key}")))
+    };
+    assert!(used("srv-backend", RENDER_KEY) && used("srv-api", API_RENDER_KEY));
+    let hooked = |header: &str| {
+        hook.calls()
+            .iter()
+            .any(|c| c.header("x-hook-token") == Some(header))
+    };
+    assert!(hooked(HOOK_HEADER) && hooked(API_HOOK_HEADER));
     // Telegram delivered (with the bot token in its URL), email was attempted (the relay
     // refuses the login) with a stored error text.
     wait::until("Telegram to get the alerts", WAIT, || async {
@@ -253,11 +345,7 @@ cooldown_secs = 1
         assert_clean(
             &format!("{method} {path}"),
             &body,
-            &["proxy password", "client token"],
-        );
-        assert!(
-            !body.contains(CLIENT_TOKEN),
-            "{path} echoes the client token"
+            &["proxy password", "API-given proxy password"],
         );
         // Without the client token: refused, and nothing shown.
         let (status, body) = call(&app, method.clone(), path, None).await;
