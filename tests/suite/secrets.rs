@@ -49,6 +49,9 @@ fn secrets() -> Vec<(&'static str, String)> {
         ),
         ("Render API key", RENDER_KEY.into()),
         ("webhook header", HOOK_HEADER.into()),
+        // URLs may hold tokens too (a deploy hook's key, a health check's token).
+        ("webhook URL key", "hookurl-S3CRET-j0".into()),
+        ("monitor URL token", "monurl-S3CRET-k1".into()),
         ("API-given Render key", API_RENDER_KEY.into()),
         ("API-given webhook header", API_HOOK_HEADER.into()),
         ("API-given proxy password", API_PROXY_PASSWORD.into()),
@@ -176,10 +179,10 @@ cooldown_secs = 1
         paid_addr = paid.host_port(),
         tg = telegram.api_base(),
         smtp_addr = smtp.addr,
-        backend_url = backend.url("/health"),
+        backend_url = backend.url("/health?token=monurl-S3CRET-k1"),
         render_base = render.base_url(),
         worker_url = worker.url("/health"),
-        hook_url = hook.url("/restart"),
+        hook_url = hook.url("/restart?key=hookurl-S3CRET-j0"),
     );
     let config = farm_config(&db.0, &source.url("/list.txt"), &farm, &extra);
     let app = TestApp::start(&config).await;
