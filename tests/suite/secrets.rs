@@ -52,6 +52,7 @@ fn secrets() -> Vec<(&'static str, String)> {
         // URLs may hold tokens too (a deploy hook's key, a health check's token).
         ("webhook URL key", "hookurl-S3CRET-j0".into()),
         ("monitor URL token", "monurl-S3CRET-k1".into()),
+        ("source URL token", "srcurl-S3CRET-l2".into()),
         ("API-given Render key", API_RENDER_KEY.into()),
         ("API-given webhook header", API_HOOK_HEADER.into()),
         ("API-given proxy password", API_PROXY_PASSWORD.into()),
@@ -184,7 +185,8 @@ cooldown_secs = 1
         worker_url = worker.url("/health"),
         hook_url = hook.url("/restart?key=hookurl-S3CRET-j0"),
     );
-    let config = farm_config(&db.0, &source.url("/list.txt"), &farm, &extra);
+    let list_url = source.url("/list.txt?token=srcurl-S3CRET-l2");
+    let config = farm_config(&db.0, &list_url, &farm, &extra);
     let app = TestApp::start(&config).await;
 
     // The paid proxy passes its checks only with its credentials.
@@ -209,7 +211,11 @@ cooldown_secs = 1
     backend.set_mode_and_wait(Mode::Crashed).await;
     worker.set_mode_and_wait(Mode::Error(500)).await;
     let mut answers: Vec<(String, String)> = Vec::new();
-    for path in ["/api/admin/alerts/test", "/api/v1/proxy/health-check"] {
+    for path in [
+        "/api/admin/alerts/test",
+        "/api/v1/proxy/health-check",
+        "/api/admin/sources/farm/fetch",
+    ] {
         let (status, body) = call(&app, Method::POST, path, Some(ADMIN_TOKEN)).await;
         assert!(status < 300, "POST {path} → {status} {body}");
         answers.push((format!("POST {path}"), body));
