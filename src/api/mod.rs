@@ -31,18 +31,18 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
         App::new()
             .app_data(data.clone())
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                let e = error::without_values(&e.to_string());
                 ApiError::BadRequest(format!("bad query string: {e}")).into()
             }))
-            .app_data(
-                web::PathConfig::default()
-                    .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
-            )
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                let e = error::without_values(&e.to_string());
+                ApiError::BadRequest(format!("bad path: {e}")).into()
+            }))
             .app_data(
                 web::JsonConfig::default()
                     .limit(64 * 1024)
-                    .error_handler(|e, _| {
-                        ApiError::BadRequest(format!("bad JSON body: {e}")).into()
-                    }),
+                    // Without the values: a mistyped field may hold a secret.
+                    .error_handler(|e, _| error::bad_body(e).into()),
             )
             .configure(serving::routes)
             .configure(status::routes)
