@@ -94,7 +94,7 @@ impl Ring {
 
 /// Records kept by the ring of an in-process install ([`install`]): a test reads everything
 /// logged while it ran, even with other tests logging at `trace` meanwhile.
-pub const IN_PROCESS_CAPACITY: usize = 200_000;
+pub const IN_PROCESS_CAPACITY: usize = 100_000;
 
 static RING: OnceLock<Ring> = OnceLock::new();
 
