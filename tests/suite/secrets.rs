@@ -247,6 +247,26 @@ cooldown_secs = 1
             400,
         ),
         (
+            // A header written as a string: refused without repeating it.
+            "/api/admin/monitors",
+            json!({"name": "api-bad2", "url": steady.url("/health"), "interval_secs": 1,
+                   "recovery": {"action": "webhook", "url": hook.url("/restart"),
+                                "headers": format!("X-Hook-Token: {API_HOOK_HEADER}")}}),
+            400,
+        ),
+        (
+            "/api/admin/monitors",
+            json!({"name": "api-bad3", "url": steady.url("/health"), "interval_secs": 1,
+                   "recovery": {"action": "render", "service_id": "srv-api",
+                                "api_key": [API_RENDER_KEY]}}),
+            400,
+        ),
+        (
+            "/api/admin/proxies",
+            json!({"name": "api-bad2", "url": {"href": format!("http://apiuser:{API_PROXY_PASSWORD}@127.0.0.1:1")}}),
+            400,
+        ),
+        (
             "/api/admin/proxies",
             json!({"name": "api-paid",
                    "url": format!("http://apiuser:{API_PROXY_PASSWORD}@{}", paid_by_api.host_port())}),
