@@ -459,3 +459,39 @@ cooldown_secs = 1
     assert_clean("the log ring", &text, &[]);
     app.stop().await;
 }
+
+/// A config mistake next to a secret stops start-up naming the line and key, without printing
+/// the line (toml's excerpt would show an unquoted bot token, say).
+#[test]
+fn a_bad_config_line_is_named_without_showing_its_secret() {
+    let cases = [
+        (
+            "sources = []\n[alerts.telegram]\nbot_token = 123456:BOT-S3CRET\nchat_id = 1\n",
+            "`bot_token`",
+        ),
+        (
+            "sources = []\n[server]\nclient_token = [\"S3CRET-in-a-list\"]\n",
+            "`client_token`",
+        ),
+        (
+            "sources = []\n[alerts]\ncooldown_secs = \"S3CRET-where-a-number-goes\"\n",
+            "`cooldown_secs`",
+        ),
+    ];
+    for (text, culprit) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxyvisor.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_proxyvisor"))
+            .arg("--config")
+            .arg(&path)
+            .env_remove("DATABASE_URL")
+            .env_remove("PORT")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(culprit), "{text:?}: {stderr}");
+        assert!(!stderr.contains("S3CRET"), "{text:?}: {stderr}");
+    }
+}
