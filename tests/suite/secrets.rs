@@ -136,6 +136,13 @@ async fn no_secret_reaches_an_answer_the_dashboard_the_metrics_or_the_log() {
 [server]
 client_token = "{CLIENT_TOKEN}"
 
+# A source that cannot be reached, its URL holding a token (its error is shown in health).
+[[sources]]
+name = "gone"
+kind = "plain"
+url = "http://127.0.0.1:9/list.txt?token=srcurl-S3CRET-l2"
+timeout_ms = 500
+
 [[managed_proxies]]
 name = "paid"
 url = "http://{PROXY_USER}:{PROXY_PASSWORD}@{paid_addr}"
@@ -197,6 +204,15 @@ cooldown_secs = 1
             .iter()
             .any(|p| p["name"] == "paid" && p["status"] == "healthy");
         healthy.then_some(())
+    })
+    .await;
+    wait::until("the unreachable source to fail", WAIT, || async {
+        let health = json_of(&app, "/api/health/comprehensive").await;
+        health["sources"]
+            .as_array()?
+            .iter()
+            .any(|s| s["name"] == "gone" && s["status"] == "error" && s["error"].is_string())
+            .then_some(())
     })
     .await;
     for name in ["backend", "worker"] {
