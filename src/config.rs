@@ -481,13 +481,8 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| {
-            // toml's message spans several lines with a source excerpt: keep it on one line.
-            e.to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        // One line, without toml's source excerpt: the line may hold a secret.
+        toml::from_str(text).map_err(|e| crate::redact::toml_error(text, &e))
     }
 
     /// `PORT`, `DATABASE_URL`, `PROXYVISOR_ADMIN_TOKEN`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_CHAT_ID`,

@@ -10,6 +10,8 @@ pub mod config;
 pub mod domain;
 pub mod env;
 pub mod geoip;
+pub mod logbuf;
+pub mod redact;
 pub mod repair;
 pub mod snapshot;
 pub mod state;

@@ -30,7 +30,9 @@ fn config_path() -> Result<Option<PathBuf>, String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // env_logger on stderr as always (RUST_LOG, default info), and the last records in memory
+    // for `GET /api/logs`.
+    proxyvisor::logbuf::init_main();
     let config =
         match config_path().and_then(|p| Config::load(p.as_deref()).map_err(|e| e.to_string())) {
             Ok(c) => c,

@@ -109,6 +109,9 @@ pub struct ChannelStatus {
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
     pub last_sent_at: Option<String>,
+    /// Deliveries sent, and attempts that failed, since start.
+    pub sent_total: u64,
+    pub failed_total: u64,
 }
 
 impl Default for ChannelStatus {
@@ -118,6 +121,8 @@ impl Default for ChannelStatus {
             last_error: None,
             last_error_at: None,
             last_sent_at: None,
+            sent_total: 0,
+            failed_total: 0,
         }
     }
 }

@@ -452,13 +452,15 @@ impl Alerter {
             None => {
                 s.state = "ok";
                 s.last_sent_at = Some(stamp);
+                s.sent_total += 1;
             }
             Some(e) if channel_fault => {
                 s.state = "failing";
                 s.last_error = Some(e.clone());
                 s.last_error_at = Some(stamp);
+                s.failed_total += 1;
             }
-            Some(_) => {}
+            Some(_) => s.failed_total += 1,
         });
         let store = self.shared.store.clone();
         let write =

@@ -101,8 +101,7 @@ async fn test(
     let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
         TestBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))?
+        serde_json::from_slice(&body).map_err(super::error::bad_body)?
     };
     let severity = match body.severity.as_deref() {
         None => Severity::Warning,

@@ -50,6 +50,16 @@ impl ResponseError for ApiError {
     }
 }
 
+/// A parse error's text without the values it quotes (see [`crate::redact::quoted_values`]).
+pub fn without_values(text: &str) -> String {
+    crate::redact::quoted_values(text)
+}
+
+/// `bad JSON body: …` for a body that does not parse, without the values it holds.
+pub fn bad_body(e: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!("bad JSON body: {}", without_values(&e.to_string())))
+}
+
 /// A refused change (of a managed proxy or a monitor) as the API answers it.
 impl From<crate::actors::messages::ChangeError> for ApiError {
     fn from(e: crate::actors::messages::ChangeError) -> Self {

@@ -4,9 +4,12 @@
 pub mod admin;
 pub mod alerts;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod leases;
+pub mod logs;
 pub mod managed;
+pub mod metrics;
 pub mod monitors;
 pub mod naming;
 pub mod serving;
@@ -44,18 +47,18 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
                 }
             })
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                let e = error::without_values(&e.to_string());
                 ApiError::BadRequest(format!("bad query string: {e}")).into()
             }))
-            .app_data(
-                web::PathConfig::default()
-                    .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
-            )
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                let e = error::without_values(&e.to_string());
+                ApiError::BadRequest(format!("bad path: {e}")).into()
+            }))
             .app_data(
                 web::JsonConfig::default()
                     .limit(64 * 1024)
-                    .error_handler(|e, _| {
-                        ApiError::BadRequest(format!("bad JSON body: {e}")).into()
-                    }),
+                    // Without the values: a mistyped field may hold a secret.
+                    .error_handler(|e, _| error::bad_body(e).into()),
             )
             .configure(serving::routes)
             .configure(status::routes)
@@ -64,6 +67,9 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             .configure(monitors::routes)
             .configure(admin::routes)
             .configure(alerts::routes)
+            .configure(logs::routes)
+            .configure(metrics::routes)
+            .configure(dashboard::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
             }))

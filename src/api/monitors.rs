@@ -1,5 +1,6 @@
 //! Watched services: `GET /api/monitors`, and the admin `POST|DELETE /api/admin/monitors` and
-//! `POST /api/admin/monitors/{name}/restart`. Answers never show a recovery action's secrets.
+//! `POST /api/admin/monitors/{name}/restart`. Answers never show a recovery action's secrets, nor
+//! the credentials or query string of a monitor's URL.
 
 use super::auth::require_admin;
 use super::error::ApiError;
@@ -30,7 +31,8 @@ pub fn view_json(v: &MonitorView) -> Value {
     let s = &v.service;
     json!({
         "name": v.name,
-        "url": v.url,
+        // Without credentials or query string: either may hold a token.
+        "url": crate::actors::source_fetcher::redact_url(&v.url),
         "origin": v.origin,
         "action": v.action,
         "interval_secs": v.interval_ms as f64 / 1000.0,

@@ -36,5 +36,5 @@ pub fn body_name(body: &[u8]) -> Result<Option<String>, ApiError> {
     }
     serde_json::from_slice::<NameQuery>(body)
         .map(|q| q.name)
-        .map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))
+        .map_err(super::error::bad_body)
 }

@@ -20,6 +20,9 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the application with this TOML config (its `[server] bind` is forced to port 0).
     pub async fn start(toml: &str) -> TestApp {
+        // The ring logger, once for the test process: what the app logs (down to trace) is
+        // kept for `GET /api/logs` and for tests to read (`proxyvisor::logbuf::ring()`).
+        proxyvisor::logbuf::install();
         let client = http_client();
         let mut config = Config::from_toml(toml).expect("test config parses");
         config.server.bind = "127.0.0.1:0".into();

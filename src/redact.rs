@@ -1,0 +1,105 @@
+//! Hiding what may be a secret in texts that come from parsers.
+
+/// A parse error's text without the values it quotes: serde writes a mistyped value into its
+/// message (`invalid type: string "X-Token: abc", expected a map`), and a mistyped field may hold
+/// a secret. Every double-quoted part becomes `"…"`; field names (in backticks) and positions
+/// stay.
+pub fn quoted_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            out.push(c);
+            continue;
+        }
+        out.push_str("\"…\"");
+        let mut escaped = false;
+        for c in chars.by_ref() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => break,
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// toml's error on one line without its source excerpt (the line may hold a secret, e.g. an
+/// unquoted bot token): the position, the key written on that line, and the message with its
+/// quoted values hidden.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = quoted_values(&e.message().split_whitespace().collect::<Vec<_>>().join(" "));
+    let Some(span) = e.span() else {
+        return format!("TOML parse error: {message}");
+    };
+    let mut start = span.start.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let key = match line.split_once('=') {
+        Some((key, _)) => key.trim(),
+        None if line.starts_with('[') => line,
+        None => "",
+    };
+    let key = if key.is_empty() || key.contains('"') || key.contains('\'') {
+        String::new()
+    } else {
+        format!(" (`{key}`)")
+    };
+    format!("TOML parse error at line {line_no}, column {column}{key}: {message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_are_hidden() {
+        let e = serde_json::from_str::<std::collections::HashMap<String, u32>>(
+            r#"{"a": "X-Token: s3cret \" still \\ secret"}"#,
+        )
+        .unwrap_err();
+        let text = quoted_values(&e.to_string());
+        assert!(
+            !text.contains("secret") && !text.contains("s3cret"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("invalid type: string \"…\", expected u32 at line 1"),
+            "{text}"
+        );
+        assert_eq!(
+            quoted_values("unknown field `api_kee`"),
+            "unknown field `api_kee`"
+        );
+        assert_eq!(quoted_values("a \"b"), "a \"…\"");
+    }
+
+    fn toml_err(text: &str) -> String {
+        let e = toml::from_str::<toml::Table>(text).unwrap_err();
+        toml_error(text, &e)
+    }
+
+    #[test]
+    fn toml_errors_name_the_line_and_key_but_not_the_value() {
+        let text = "[alerts.telegram]\nbot_token = 123456:S3CRET\n";
+        let e = toml_err(text);
+        assert!(!e.contains("S3CRET") && !e.contains("123456"), "{e}");
+        assert!(e.contains("line 2") && e.contains("`bot_token`"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct T {
+            n: u32,
+        }
+        let text = "n = \"S3CRET\"";
+        let e = toml_error(text, &toml::from_str::<T>(text).unwrap_err());
+        assert!(!e.contains("S3CRET") && e.contains("`n`"), "{e}");
+    }
+}
