@@ -100,6 +100,8 @@ impl Application {
             resurrection: Default::default(),
             monitors: Default::default(),
             loads: Default::default(),
+            checks_running: Default::default(),
+            checks_queued: Default::default(),
             board,
             registry: Default::default(),
             store,

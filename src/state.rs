@@ -17,6 +17,9 @@ pub struct Shared {
     pub snapshot: ArcSwap<PoolSnapshot>,
     /// Published by the Allocator: slots in use per proxy.
     pub loads: ArcSwap<crate::actors::allocator::Loads>,
+    /// Checks the ValidatorPool is running and holding in its queue now.
+    pub checks_running: std::sync::atomic::AtomicUsize,
+    pub checks_queued: std::sync::atomic::AtomicUsize,
     /// Published by the ResurrectionManager.
     pub resurrection: ArcSwap<crate::actors::resurrection_manager::ResurrectionStats>,
     /// Published by the ServiceMonitor.

@@ -217,3 +217,26 @@ pub struct RemoveMonitor {
 pub struct RestartMonitor {
     pub name: String,
 }
+
+/// Drop the checks waiting for a permit (TierBalancer → ValidatorPool, for `POST
+/// /api/force/accept`); answers how many.
+/// While the receiver restarts: answered with a mailbox error; nothing is queued in a new pool.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CancelQueued;
+
+/// Stop the current validation round and publish what it has (admin API → TierBalancer).
+/// While the receiver restarts: the API answers 503.
+#[derive(Message)]
+#[rtype(result = "ForceAccepted")]
+pub struct ForceAccept;
+
+#[derive(Debug, serde::Serialize)]
+pub struct ForceAccepted {
+    /// Checks that were waiting and were dropped.
+    pub cancelled: usize,
+    /// Fresh proxies left unchecked until the next list from their source (or a revalidation
+    /// period).
+    pub deferred: usize,
+    pub serving: usize,
+}

@@ -3,7 +3,10 @@
 //! each verdict through the lifecycle rules, keeps primary at its target, publishes the immutable
 //! snapshot the API serves from, and writes changes behind to the store in batches.
 
-use super::messages::{CheckBatch, CheckJob, DeadEvent, FlushNow, Report, SourceList, Verdict};
+use super::messages::{
+    CancelQueued, CheckBatch, CheckJob, DeadEvent, FlushNow, ForceAccept, ForceAccepted, Report,
+    SourceList, Verdict,
+};
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::lifecycle::{apply_check, CheckResult, Health, Move, Rules, Tier};
 use crate::domain::record::ProxyRecord;
@@ -50,6 +53,8 @@ pub struct TierBalancer {
     loaded: bool,
     /// Source lists that came before the pool was loaded, applied after it.
     early_lists: Vec<SourceList>,
+    /// After `POST /api/force/accept`: fresh proxies wait until this time or the next list.
+    fresh_deferred_until: Option<Instant>,
     /// What the pool's alerts have said, and each managed proxy's last status.
     pool_watch: alerts::PoolWatch,
     managed_status: HashMap<String, Status>,
@@ -72,6 +77,7 @@ impl TierBalancer {
             started_at: now_ms(),
             loaded: false,
             early_lists: Vec::new(),
+            fresh_deferred_until: None,
             shared,
             rules,
             pool: HashMap::new(),
@@ -175,10 +181,19 @@ impl TierBalancer {
         let v = &self.shared.config.validation;
         let interval_ms = (v.revalidate_interval_secs * 1000.0) as u64;
         let now = now_ms();
+        if self
+            .fresh_deferred_until
+            .is_some_and(|t| t <= Instant::now())
+        {
+            self.fresh_deferred_until = None;
+        }
+        let fresh_deferred = self.fresh_deferred_until.is_some();
         let mut keys: Vec<String> = self
             .pool
             .iter()
-            .filter(|(k, r)| r.health.tier == Tier::Fresh && !self.in_flight.contains_key(*k))
+            .filter(|(k, r)| {
+                !fresh_deferred && r.health.tier == Tier::Fresh && !self.in_flight.contains_key(*k)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         // Profile results live in memory: serving proxies last checked before this actor
@@ -365,6 +380,8 @@ impl TierBalancer {
 
     fn on_source_list(&mut self, list: SourceList) {
         let now = now_ms();
+        // A new list starts a new round: fresh proxies are checked again.
+        self.fresh_deferred_until = None;
         let mut seen = HashSet::with_capacity(list.proxies.len());
         let mut added = 0usize;
         for d in list.proxies {
@@ -577,6 +594,49 @@ impl Handler<Report> for TierBalancer {
             at: now_ms(),
         });
         Some(true)
+    }
+}
+
+/// `POST /api/force/accept`: the validation round stops (checks waiting for a permit are
+/// dropped), fresh proxies not checked yet wait for the next list from their source (or a
+/// revalidation period), and the pool as it is now is published at once.
+impl Handler<ForceAccept> for TierBalancer {
+    type Result = ResponseActFuture<Self, ForceAccepted>;
+    fn handle(&mut self, _: ForceAccept, _: &mut Self::Context) -> Self::Result {
+        let cancel = self
+            .shared
+            .registry
+            .validator()
+            .map(|v| v.send(CancelQueued));
+        let fut = async move {
+            match cancel {
+                Some(f) => f.await.unwrap_or(0),
+                None => 0,
+            }
+        };
+        Box::pin(fut.into_actor(self).map(|cancelled, act, _| {
+            let interval = act.shared.config.validation.revalidate_interval_secs;
+            act.fresh_deferred_until =
+                Some(Instant::now() + Duration::from_secs_f64(interval.max(1.0)));
+            // Running checks still report; those dropped are no longer awaited.
+            act.in_flight.clear();
+            if act.loaded {
+                act.publish();
+            }
+            let deferred = (act.pool.values())
+                .filter(|r| r.health.tier == Tier::Fresh)
+                .count();
+            let serving = act.shared.snapshot().counts.serving();
+            log::info!(
+                "{NAME}: validation round stopped on request: {cancelled} queued checks dropped, \
+                 {deferred} fresh proxies deferred, {serving} serving"
+            );
+            ForceAccepted {
+                cancelled,
+                deferred,
+                serving,
+            }
+        }))
     }
 }
 

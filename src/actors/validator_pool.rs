@@ -4,7 +4,7 @@
 //! passing check, the check profiles (`[[validation.profiles]]`) run through the same proxy,
 //! concurrently, under the same permit.
 
-use super::messages::{CheckBatch, CheckJob, CheckNow, ProfileOutcome, Verdict};
+use super::messages::{CancelQueued, CheckBatch, CheckJob, CheckNow, ProfileOutcome, Verdict};
 use crate::checker::{Checker, Expectation, Target};
 use crate::clock::now_ms;
 use crate::state::Shared;
@@ -19,6 +19,15 @@ pub struct ValidatorPool {
     shared: Arc<Shared>,
     work: Arc<CheckWork>,
     permits: Arc<Semaphore>,
+    queue: Arc<Queue>,
+}
+
+/// The checks waiting for a permit: the current validation round. `CancelQueued` moves to a
+/// new round; waiting checks of an older one give up when their turn comes.
+#[derive(Default)]
+struct Queue {
+    round: std::sync::atomic::AtomicU64,
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 /// What every check of this pool needs, shared by its tasks.
@@ -67,15 +76,38 @@ impl ValidatorPool {
             permits: Arc::new(Semaphore::new(v.concurrency)),
             work: Arc::new(work),
             shared,
+            queue: Arc::default(),
         }
     }
 
     fn spawn_check(&self, job: CheckJob) {
+        use std::sync::atomic::Ordering;
         let work = self.work.clone();
         let permits = self.permits.clone();
         let shared = self.shared.clone();
+        let queue = self.queue.clone();
+        let round = queue.round.load(Ordering::Relaxed);
+        queue.waiting.fetch_add(1, Ordering::Relaxed);
+        shared
+            .checks_queued
+            .store(queue.waiting.load(Ordering::Relaxed), Ordering::Relaxed);
         tokio::spawn(async move {
-            let Some(verdict) = work.run(&permits, job).await else {
+            let Ok(permit) = permits.acquire().await else {
+                return;
+            };
+            if queue.round.load(Ordering::Relaxed) != round {
+                return; // cancelled: counted out by `CancelQueued`
+            }
+            let _ = (queue.waiting).fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                Some(w.saturating_sub(1))
+            });
+            shared
+                .checks_queued
+                .store(queue.waiting.load(Ordering::Relaxed), Ordering::Relaxed);
+            shared.checks_running.fetch_add(1, Ordering::Relaxed);
+            let verdict = work.run_with(permit, job).await;
+            shared.checks_running.fetch_sub(1, Ordering::Relaxed);
+            let Some(verdict) = verdict else {
                 return;
             };
             if let Some(balancer) = shared.registry.balancer() {
@@ -88,7 +120,16 @@ impl ValidatorPool {
 impl CheckWork {
     /// Checks one proxy under a permit; `None` when the pool is closing.
     async fn run(&self, permits: &Semaphore, job: CheckJob) -> Option<Verdict> {
-        let _permit = permits.acquire().await.ok()?;
+        let permit = permits.acquire().await.ok()?;
+        self.run_with(permit, job).await
+    }
+
+    /// Checks one proxy holding `_permit`.
+    async fn run_with(
+        &self,
+        _permit: tokio::sync::SemaphorePermit<'_>,
+        job: CheckJob,
+    ) -> Option<Verdict> {
         let outcome = self
             .checker
             .check(&job.endpoint, &self.target, &self.expect)
@@ -138,6 +179,7 @@ impl Actor for ValidatorPool {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        (self.shared.checks_queued).store(0, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -164,6 +206,18 @@ impl Handler<CheckNow> for ValidatorPool {
                 .flatten()
                 .collect()
         })
+    }
+}
+
+/// Ends the current validation round: checks still waiting for a permit are dropped (those
+/// running finish). Answers how many were dropped.
+impl Handler<CancelQueued> for ValidatorPool {
+    type Result = usize;
+    fn handle(&mut self, _: CancelQueued, _: &mut Self::Context) -> usize {
+        use std::sync::atomic::Ordering;
+        self.queue.round.fetch_add(1, Ordering::Relaxed);
+        self.shared.checks_queued.store(0, Ordering::Relaxed);
+        self.queue.waiting.swap(0, Ordering::Relaxed)
     }
 }
 

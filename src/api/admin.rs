@@ -20,7 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/api/admin/actors/{name}/restart",
         web::post().to(restart_actor),
-    );
+    )
+    .route("/api/force/accept", web::post().to(force_accept));
 }
 
 async fn fetch_source(
@@ -115,4 +116,26 @@ async fn restart_actor(
             clip(&name)
         )))
     }
+}
+
+/// `POST /api/force/accept`: stop the current validation round and publish what it has.
+async fn force_accept(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &shared)?;
+    let restarting = || ApiError::Unavailable("the pool is restarting; try again".into());
+    let answer = shared
+        .registry
+        .balancer()
+        .ok_or_else(restarting)?
+        .send(crate::actors::messages::ForceAccept)
+        .await
+        .map_err(|_| restarting())?;
+    Ok(HttpResponse::Ok().json(json!({
+        "stopped": true,
+        "cancelled": answer.cancelled,
+        "deferred": answer.deferred,
+        "serving": answer.serving,
+    })))
 }

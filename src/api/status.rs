@@ -69,6 +69,8 @@ async fn ultra_stats(shared: web::Data<Shared>) -> HttpResponse {
         "checks_total": k.checks_total,
         "checks_passed": k.checks_passed,
         "checks_per_minute": k.checks_per_minute,
+        "checks_running": shared.checks_running.load(std::sync::atomic::Ordering::Relaxed),
+        "checks_queued": shared.checks_queued.load(std::sync::atomic::Ordering::Relaxed),
         "published_at": rfc3339(snap.published_at),
         "last_source_update": rfc3339_opt(snap.last_source_update),
     }))

@@ -11,6 +11,7 @@ mod crash_safety;
 mod farm_selftest;
 mod feedback;
 mod filters;
+mod force_accept;
 mod leases;
 mod managed;
 mod monitors;
