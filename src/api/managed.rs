@@ -4,7 +4,7 @@
 
 use super::auth::require_admin;
 use super::error::ApiError;
-use super::naming::{body_name, target_name, NameQuery};
+use super::naming::{named, target_name, NameQuery};
 use crate::actors::messages::{CheckManaged, ManagedChange};
 use crate::clock::rfc3339_opt;
 use crate::config::ManagedProxyConfig;
@@ -213,12 +213,7 @@ async fn delete(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
-    let name = target_name(
-        "/api/admin/proxies/{name}",
-        path.map(|p| p.into_inner()),
-        query.into_inner().name,
-        body_name(&body)?,
-    )?;
+    let name = named("/api/admin/proxies/{name}", path, query, &body)?;
     let view = change(&shared, ManagedChange::Delete { name }).await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": view.name, "url": view.url})))
 }

@@ -4,7 +4,7 @@
 
 use super::auth::require_admin;
 use super::error::ApiError;
-use super::naming::{body_name, target_name, NameQuery};
+use super::naming::{named, NameQuery};
 use crate::actors::messages::{AddMonitor, RemoveMonitor, RestartMonitor};
 use crate::actors::service_monitor::{MonitorView, ServiceMonitor};
 use crate::clock::{now_ms, rfc3339, rfc3339_opt};
@@ -132,12 +132,7 @@ async fn remove(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
-    let name = target_name(
-        "/api/admin/monitors/{name}",
-        path.map(|p| p.into_inner()),
-        query.into_inner().name,
-        body_name(&body)?,
-    )?;
+    let name = named("/api/admin/monitors/{name}", path, query, &body)?;
     let view = monitor(&shared)?
         .send(RemoveMonitor { name })
         .await

@@ -38,3 +38,18 @@ pub fn body_name(body: &[u8]) -> Result<Option<String>, ApiError> {
         .map(|q| q.name)
         .map_err(super::error::bad_body)
 }
+
+/// The name a DELETE gives in its path, query or optional JSON body.
+pub fn named(
+    what: &str,
+    path: Option<actix_web::web::Path<String>>,
+    query: actix_web::web::Query<NameQuery>,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    target_name(
+        what,
+        path.map(|p| p.into_inner()),
+        query.into_inner().name,
+        body_name(body)?,
+    )
+}

@@ -30,16 +30,11 @@ async fn crashing_every_actor_and_losing_postgres_fails_no_request() {
     let Some((direct, db)) = postgres_db("chaos") else {
         return;
     };
-    let u = url::Url::parse(&direct).unwrap();
-    let target = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap_or(5432));
-    let relay = Relay::start(target.parse().unwrap()).await;
-    let mut relayed = u.clone();
-    relayed.set_port(Some(relay.port)).unwrap();
-    let Running { app, db: _db, .. } =
-        start_serving_on((relayed.to_string(), db), &[0, 0, 0, 0], |c| {
-            c + "[supervision]\nfault_injection = true\nmax_restarts = 20\n"
-        })
-        .await;
+    let (relay, relayed) = Relay::in_front_of(&direct).await;
+    let Running { app, db: _db, .. } = start_serving_on((relayed, db), &[0, 0, 0, 0], |c| {
+        c + "[supervision]\nfault_injection = true\nmax_restarts = 20\n"
+    })
+    .await;
     let app = Arc::new(app);
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -24,11 +24,7 @@ async fn serving_goes_on_while_postgres_is_away_and_the_pool_catches_up() {
     let Some((direct, db)) = postgres_db("outage") else {
         return;
     };
-    let u = url::Url::parse(&direct).unwrap();
-    let target = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap_or(5432));
-    let relay = Relay::start(target.parse().unwrap()).await;
-    let mut relayed = u.clone();
-    relayed.set_port(Some(relay.port)).unwrap();
+    let (relay, relayed) = Relay::in_front_of(&direct).await;
     // A watched service and a Telegram channel: an alert raised while the store is away.
     let svc = HostedService::start().await;
     let telegram = TelegramServer::start("1:tok").await;
@@ -41,7 +37,7 @@ async fn serving_goes_on_while_postgres_is_away_and_the_pool_catches_up() {
     );
     let Running {
         farm, app, db: _db, ..
-    } = start_serving_on((relayed.to_string(), db), &[0, 0, 0], |c| c + &extra).await;
+    } = start_serving_on((relayed, db), &[0, 0, 0], |c| c + &extra).await;
     wait::until("a first write", WAIT, || async {
         (store_status(&app).await["rows_written"].as_u64()? >= 3).then_some(())
     })

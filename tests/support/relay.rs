@@ -91,6 +91,21 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// A relay in front of the server `url` names; answers the relay and `url` through it.
+    pub async fn in_front_of(url: &str) -> (Relay, String) {
+        let mut u = url::Url::parse(url).expect("a URL");
+        let target = format!(
+            "{}:{}",
+            u.host_str().expect("a host"),
+            u.port().unwrap_or(5432)
+        );
+        let relay = Relay::start(target.parse().expect("host:port")).await;
+        u.set_port(Some(relay.port)).expect("a port can be set");
+        (relay, u.to_string())
+    }
+}
+
 impl Drop for Relay {
     fn drop(&mut self) {
         self.cut();
