@@ -94,7 +94,11 @@ async fn a_crash_is_repaired_through_render_and_the_service_comes_back() {
         calls[0].authorization.as_deref(),
         Some("Bearer rnd-test-key")
     );
-    assert_eq!(calls[0].json(), json!({}), "Render's restart takes an empty JSON body");
+    assert_eq!(
+        calls[0].json(),
+        json!({}),
+        "Render's restart takes an empty JSON body"
+    );
 
     // The stand-in restarts the service; the next check finds it up.
     let m = wait_for(&app, "backend", "up again", status_is("up")).await;
