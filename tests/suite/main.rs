@@ -9,6 +9,7 @@ mod cli;
 mod farm_selftest;
 mod feedback;
 mod filters;
+mod hostile;
 mod leases;
 mod managed;
 mod monitors;
