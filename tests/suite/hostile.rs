@@ -296,6 +296,24 @@ async fn hostile_input_on_every_route_is_a_4xx_with_the_error_json_never_a_5xx()
             }
         }
 
+        // Compressed bodies: a gzip bomb (1 MB of JSON in 1 KB) is over the limit once
+        // inflated; gzip that is not gzip is refused; an encoding actix does not decode is
+        // taken as it is (here, not JSON).
+        let bomb = gzip(&big(1 << 20));
+        assert!(bomb.len() < 4 * 1024);
+        for (case, encoding, body) in [
+            ("a gzip bomb", "gzip", bomb),
+            ("broken gzip", "gzip", b"\x1f\x8b\x08\x00garbage".to_vec()),
+            ("a br body", "br", b"\x8b\x00\x80garbage".to_vec()),
+        ] {
+            let a = hit_encoded(app, m.clone(), p, encoding, body).await;
+            match (r.takes, case) {
+                (Takes::Nothing, _) => expect(&what(case), &a, normal, None),
+                (_, "a gzip bomb") => expect(&what(case), &a, 413, Some("payload_too_large")),
+                _ => expect_4xx(&what(case), &a),
+            }
+        }
+
         // Wrong content types (or none) on a body that is JSON.
         for ct in [
             Some("text/plain"),
@@ -700,6 +718,40 @@ async fn hostile_input_on_every_route_is_a_4xx_with_the_error_json_never_a_5xx()
         assert_eq!(a["restarts"], 0, "{a}");
     }
     run.app.stop().await;
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// A JSON body with a `Content-Encoding`.
+async fn hit_encoded(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    encoding: &str,
+    body: Vec<u8>,
+) -> Answer {
+    let r = app
+        .client
+        .request(method.clone(), app.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .header("content-encoding", encoding)
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path} ({encoding}): {}", e.without_url()));
+    let status = r.status().as_u16();
+    let json = r
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let body = r.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    Answer { status, json, body }
 }
 
 async fn hit_with_auth(app: &TestApp, path: &str, auth: &[u8]) -> Answer {
