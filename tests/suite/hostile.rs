@@ -502,6 +502,7 @@ async fn hostile_input_on_every_route_is_a_4xx_with_the_error_json_never_a_5xx()
             json!({"proxy": "http://127.0.0.1:-1", "ok": false}),
             json!({"proxy": "http://127.0.0.1:1", "ok": 1}),
             json!({"proxy": "http://127.0.0.1:1", "ok": "false"}),
+            json!({"proxy": format!("{}://1.2.3.4:80", "x".repeat(400)), "ok": false}),
         ] {
             cases.push((post.clone(), "/api/proxy/report".to_string(), bad));
         }
