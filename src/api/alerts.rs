@@ -98,11 +98,7 @@ async fn test(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
-    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TestBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(super::error::bad_body)?
-    };
+    let body: TestBody = super::optional_json(&body)?;
     let severity = match body.severity.as_deref() {
         None => Severity::Warning,
         Some(s) => Severity::parse(s).ok_or_else(|| {

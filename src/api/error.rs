@@ -16,6 +16,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
 }
 
 impl ApiError {
@@ -26,6 +30,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "unavailable",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
         }
     }
 }
@@ -38,6 +44,8 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -58,6 +66,72 @@ pub fn without_values(text: &str) -> String {
 /// `bad JSON body: …` for a body that does not parse, without the values it holds.
 pub fn bad_body(e: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("bad JSON body: {}", without_values(&e.to_string())))
+}
+
+/// The error code of a status that actix answered by itself (an extractor without an error
+/// handler of ours, such as `web::Bytes` over its limit).
+pub fn code_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        409 => "conflict",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        431 => "headers_too_large",
+        503 => "unavailable",
+        _ if status.is_client_error() => "client_error",
+        _ => "internal_error",
+    }
+}
+
+/// Rewrites an error answer that is not our error JSON (actix's plain-text errors, the empty
+/// 405 of a method guard...) into `{"error":{"code","message"}}`, keeping its status and
+/// headers; actix's text, when short, is the message.
+pub fn json_errors<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>>
+where
+    B: actix_web::body::MessageBody + 'static,
+{
+    use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
+    use actix_web::middleware::ErrorHandlerResponse;
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, res) = res.into_parts();
+    let status = res.status();
+    Ok(ErrorHandlerResponse::Future(Box::pin(async move {
+        let (mut head, body) = res.into_parts();
+        let text = actix_web::body::to_bytes_limited(body, 1024)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        let message = text.unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_string()
+        });
+        let body = json!({"error": {"code": code_of(status), "message": message}}).to_string();
+        head.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        head.headers_mut()
+            .remove(actix_web::http::header::CONTENT_LENGTH);
+        let res = head.set_body(body).map_into_boxed_body();
+        Ok(actix_web::dev::ServiceResponse::new(req, res).map_into_right_body())
+    })))
 }
 
 /// A refused change (of a managed proxy or a monitor) as the API answers it.

@@ -131,10 +131,13 @@ async fn renew(
     req: HttpRequest,
     shared: web::Data<Shared>,
     id: web::Path<String>,
-    body: Option<web::Json<RenewBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     require_client(&req, &shared)?;
-    let ttl = body.map(|b| b.into_inner()).unwrap_or_default().ttl_secs;
+    // The body is optional, but one that is there must be right: a bad `ttl_secs` is a 400,
+    // never a renewal with the default.
+    let body: RenewBody = super::optional_json(&body)?;
+    let ttl = body.ttl_secs;
     let msg = Renew {
         id: id.into_inner(),
         ttl_ms: ttl_ms(ttl, &shared)?,

@@ -17,9 +17,55 @@ pub mod status;
 
 use crate::state::Shared;
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::error::{JsonPayloadError, PayloadError};
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{web, App, HttpRequest, HttpServer};
 use error::ApiError;
 use std::sync::Arc;
+
+/// The largest request body any endpoint takes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON body that could not be taken, as the API answers it: too large is 413, anything
+/// else (not JSON, wrong content type, wrong shape) 400.
+fn json_error(e: JsonPayloadError) -> ApiError {
+    match e {
+        JsonPayloadError::OverflowKnownLength { .. }
+        | JsonPayloadError::Overflow { .. }
+        | JsonPayloadError::Payload(PayloadError::Overflow) => {
+            ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", BODY_LIMIT / 1024))
+        }
+        JsonPayloadError::ContentType => ApiError::BadRequest(
+            "the body must be JSON, sent with `Content-Type: application/json`".into(),
+        ),
+        e => error::bad_body(e),
+    }
+}
+
+/// An optional JSON body (read as bytes, whatever its content type): none when it is empty,
+/// otherwise a JSON object of `T`'s fields, or a 400.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok(T::default()),
+        Some(b'{') => serde_json::from_slice(body).map_err(error::bad_body),
+        Some(_) => Err(ApiError::BadRequest(
+            "the body must be a JSON object (or empty)".into(),
+        )),
+    }
+}
+
+/// No route took the request: 405 when the path is an endpoint's (the method is wrong), 404
+/// otherwise.
+async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    if req.resource_map().has_resource(req.path()) {
+        Err(ApiError::MethodNotAllowed(format!(
+            "{} is not allowed here",
+            req.method()
+        )))
+    } else {
+        Err(ApiError::NotFound("no such endpoint".into()))
+    }
+}
 
 pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::Result<Server> {
     let workers = match shared.config.server.workers {
@@ -56,10 +102,14 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             }))
             .app_data(
                 web::JsonConfig::default()
-                    .limit(64 * 1024)
+                    .limit(BODY_LIMIT)
                     // Without the values: a mistyped field may hold a secret.
-                    .error_handler(|e, _| error::bad_body(e).into()),
+                    .error_handler(|e, _| json_error(e).into()),
             )
+            // Bodies read as bytes (optional JSON bodies) have the same limit; actix's 413 for
+            // them is rewritten into the error JSON by `json_errors`.
+            .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
+            .wrap(ErrorHandlers::new().default_handler(error::json_errors))
             .configure(serving::routes)
             .configure(status::routes)
             .configure(leases::routes)
@@ -70,9 +120,7 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             .configure(logs::routes)
             .configure(metrics::routes)
             .configure(dashboard::routes)
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
-            }))
+            .default_service(web::to(no_route))
     })
     .workers(workers)
     .shutdown_timeout(10)

@@ -148,7 +148,7 @@ async fn restart(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
-    let name = name.into_inner();
+    let name = super::naming::checked(name.into_inner())?;
     let kind = monitor(&shared)?
         .send(RestartMonitor { name: name.clone() })
         .await

@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NameQuery {
     pub name: Option<String>,
@@ -22,21 +22,29 @@ pub fn target_name(
         [] => Err(ApiError::BadRequest(format!(
             "give a name: {what}, ?name= or `name` in the body"
         ))),
-        [first, rest @ ..] if rest.iter().all(|n| n == first) => Ok(first.clone()),
+        [first, rest @ ..] if rest.iter().all(|n| n == first) => checked(first.clone()),
         _ => Err(ApiError::BadRequest(
             "the names in the path, query and body differ".into(),
         )),
     }
 }
 
+/// Longer than any name a managed proxy or a monitor may have (64 characters).
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// A name as asked for: one too long to exist is refused here, so that no answer repeats it.
+pub fn checked(name: String) -> Result<String, ApiError> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "a name has at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name)
+}
+
 /// The `name` of an optional JSON body (`{"name": ...}`); an empty body names nothing.
 pub fn body_name(body: &[u8]) -> Result<Option<String>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice::<NameQuery>(body)
-        .map(|q| q.name)
-        .map_err(super::error::bad_body)
+    Ok(super::optional_json::<NameQuery>(body)?.name)
 }
 
 /// The name a DELETE gives in its path, query or optional JSON body.

@@ -921,3 +921,7 @@ mod tests {
         assert!(managed_status_alert("dc", Some(Degraded), Blocked, 0).is_some());
     }
 }
+
+#[cfg(test)]
+#[path = "props/alerts.rs"]
+mod props;

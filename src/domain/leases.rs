@@ -170,3 +170,7 @@ mod tests {
         assert_eq!(book.load_of("a"), 0);
     }
 }
+
+#[cfg(test)]
+#[path = "props/leases.rs"]
+mod props;

@@ -330,3 +330,7 @@ mod tests {
         assert!(h.eligible_for_primary(&rules()));
     }
 }
+
+#[cfg(test)]
+#[path = "props/lifecycle.rs"]
+mod props;

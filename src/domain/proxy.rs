@@ -138,7 +138,8 @@ impl Endpoint {
         }
         let (protocol, rest) = match s.split_once("://") {
             Some((scheme, rest)) => (
-                Protocol::parse(scheme).ok_or_else(|| format!("unknown scheme `{scheme}`"))?,
+                Protocol::parse(scheme)
+                    .ok_or_else(|| format!("unknown scheme `{}`", truncate(scheme, 16)))?,
                 rest,
             ),
             None => (default_protocol, s),

@@ -23,3 +23,7 @@ mod tests {
         assert_eq!(due_at(3, 5, &[]), 5);
     }
 }
+
+#[cfg(test)]
+#[path = "props/resurrection.rs"]
+mod props;

@@ -636,3 +636,7 @@ mod tests {
         assert_eq!(human_duration(7_440_000), "2 h 4 min");
     }
 }
+
+#[cfg(test)]
+#[path = "props/service_health.rs"]
+mod props;

@@ -26,10 +26,15 @@ impl ParsedList {
     fn skip(&mut self, why: String) {
         self.skipped += 1;
         if self.samples.len() < 3 {
-            self.samples.push(why);
+            // A reason may quote the source: keep it short, whatever the source sent.
+            self.samples
+                .push(why.chars().take(MAX_SAMPLE_CHARS).collect());
         }
     }
 }
+
+/// The longest reason kept in `samples`.
+pub const MAX_SAMPLE_CHARS: usize = 120;
 
 /// The format of a list body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +117,12 @@ fn json_entry(item: &Value, default_protocol: Protocol) -> Result<Discovered, St
     let obj = item.as_object().ok_or("entry is not an object")?;
     let text = |k: &str| obj.get(k).and_then(Value::as_str);
     let protocol = match text("protocol") {
-        Some(p) => Protocol::parse(p).ok_or_else(|| format!("unknown protocol `{p}`"))?,
+        Some(p) => Protocol::parse(p).ok_or_else(|| {
+            format!(
+                "unknown protocol `{}`",
+                p.chars().take(16).collect::<String>()
+            )
+        })?,
         None => default_protocol,
     };
     let host = text("ip").or_else(|| text("host"));
@@ -175,6 +185,34 @@ mod tests {
         assert_eq!(l.proxies[1].endpoint.key(), "http://9.9.9.9:3128");
         assert_eq!(l.proxies[2].endpoint.protocol, Protocol::Socks4);
         assert_eq!(l.skipped, 4);
+    }
+
+    /// Found by the `source_plain`, `source_json` and `source_detect` fuzz targets: a long
+    /// scheme or protocol was repeated whole in the skip reasons (which reach the log).
+    #[test]
+    fn skip_reasons_stay_short_whatever_the_source_sends() {
+        let scheme = "\0".repeat(400);
+        let plain = format!("{scheme}://1.2.3.4:80\n");
+        let json = format!(
+            r#"[{{"ip":"1.2.3.4","port":80,"protocol":"{}"}}]"#,
+            "1".repeat(5000)
+        );
+        for (body, format) in [
+            (plain.as_bytes(), Format::Plain),
+            (plain.as_bytes(), Format::Detect),
+            (json.as_bytes(), Format::Json),
+        ] {
+            let l = parse(body, format, Protocol::Http);
+            assert_eq!((l.proxies.len(), l.skipped), (0, 1));
+            assert!(
+                l.samples[0].chars().count() <= MAX_SAMPLE_CHARS,
+                "{}",
+                l.samples[0]
+            );
+        }
+        let e = Endpoint::parse(&format!("{}://1.2.3.4:80", "x".repeat(400)), Protocol::Http)
+            .unwrap_err();
+        assert!(e.len() < 64, "{e}");
     }
 
     #[test]

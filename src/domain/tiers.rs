@@ -101,3 +101,7 @@ mod tests {
         assert_eq!(r, Rebalance::default());
     }
 }
+
+#[cfg(test)]
+#[path = "props/tiers.rs"]
+mod props;

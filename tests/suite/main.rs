@@ -12,6 +12,7 @@ mod farm_selftest;
 mod feedback;
 mod filters;
 mod force_accept;
+mod hostile;
 mod leases;
 mod managed;
 mod monitors;
