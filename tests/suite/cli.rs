@@ -58,3 +58,47 @@ fn a_bad_port_variable_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PORT"));
 }
+
+/// With no admin token configured, one is generated at first start into `admin_token` beside
+/// the SQLite file (mode 0600), used by every admin endpoint, never logged, and kept across
+/// restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_admin_token_is_stored_0600_and_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "sources = []\n[database]\nurl = \"sqlite://{}/pv.db\"\n",
+        dir.path().display()
+    );
+    let mut svc = crate::support::process::ServiceProcess::start(&config, "", "info").await;
+    let path = dir.path().join("admin_token");
+    let token = std::fs::read_to_string(&path).unwrap().trim().to_string();
+    assert!(token.len() >= 32, "{token}");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let client = crate::support::app::http_client();
+    let alert = svc.url("/api/admin/alerts/test");
+    let without = client.post(&alert).send().await.unwrap();
+    assert_eq!(without.status(), 401);
+    let with = client
+        .post(&alert)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with.status(), 202);
+    assert_eq!(svc.terminate().await.code(), Some(0));
+    let log = svc.log();
+    assert!(log.contains("admin_token"), "its location is logged: {log}");
+    assert!(!log.contains(&token), "the token itself is not");
+    // A second start reads the same token.
+    let svc = crate::support::process::ServiceProcess::start(&config, "", "info").await;
+    let again = client
+        .post(svc.url("/api/admin/alerts/test"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
+}
