@@ -71,6 +71,10 @@ pub enum Control {
     Crash,
     /// Block the actor's thread this long (fault injection: a hung actor).
     Hang(std::time::Duration),
+    /// Panic in a timer of the actor rather than in a handler (fault injection).
+    CrashInTimer,
+    /// The ValidatorPool's next check panics (fault injection: a bug in a check).
+    PanicInCheck,
     /// Stop: the Supervisor starts it anew (`POST /api/admin/actors/{name}/restart`).
     Stop,
 }

@@ -81,6 +81,15 @@ where
 {
     match msg {
         Control::Crash => panic!("fault injection: {name} crashed on request"),
+        Control::CrashInTimer => {
+            let name = name.to_string();
+            ctx.run_later(Duration::ZERO, move |_, _| {
+                panic!("fault injection: {name} crashed in a timer on request")
+            });
+        }
+        Control::PanicInCheck => {
+            validator_pool::PANIC_NEXT_CHECK.store(true, std::sync::atomic::Ordering::Relaxed)
+        }
         Control::Hang(d) => {
             log::warn!("fault injection: {name} hangs for {} ms", d.as_millis());
             // Blocks the actor's own thread, as a handler stuck in a blocking call would.

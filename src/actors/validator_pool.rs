@@ -15,6 +15,10 @@ use tokio::sync::Semaphore;
 
 pub const NAME: &str = "validator_pool";
 
+/// Fault injection: the next check panics (`crash?mode=check`).
+pub static PANIC_NEXT_CHECK: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 pub struct ValidatorPool {
     shared: Arc<Shared>,
     work: Arc<CheckWork>,
@@ -105,7 +109,31 @@ impl ValidatorPool {
                 .checks_queued
                 .store(queue.waiting.load(Ordering::Relaxed), Ordering::Relaxed);
             shared.checks_running.fetch_add(1, Ordering::Relaxed);
-            let verdict = work.run_with(permit, job).await;
+            // A check that panics (a bug meeting a hostile answer) is a failed check, not a
+            // lost one that would be retried into the same panic forever.
+            let (key, endpoint) = (job.key.clone(), job.endpoint.clone());
+            let verdict = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+                work.run_with(permit, job),
+            ))
+            .await
+            .unwrap_or_else(|_| {
+                log::error!(
+                    "{NAME}: the check of {} panicked; counted as a failed check",
+                    endpoint.key()
+                );
+                Some(Verdict {
+                    key,
+                    outcome: crate::checker::Outcome {
+                        ok: false,
+                        latency_ms: 0,
+                        status: None,
+                        failure: Some("the check panicked".into()),
+                    },
+                    anonymity: None,
+                    profiles: Vec::new(),
+                    at: now_ms(),
+                })
+            });
             shared.checks_running.fetch_sub(1, Ordering::Relaxed);
             let Some(verdict) = verdict else {
                 return;
@@ -130,6 +158,9 @@ impl CheckWork {
         _permit: tokio::sync::SemaphorePermit<'_>,
         job: CheckJob,
     ) -> Option<Verdict> {
+        if PANIC_NEXT_CHECK.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            panic!("fault injection: a check panicked");
+        }
         let outcome = self
             .checker
             .check(&job.endpoint, &self.target, &self.expect)

@@ -53,7 +53,8 @@ fn clip(name: &str) -> String {
 /// Unknown parameters are ignored, as on every endpoint.
 #[derive(serde::Deserialize)]
 struct CrashQuery {
-    /// `panic` (default) or `hang`.
+    /// `panic` (default, in a handler), `timer` (in a timer), `hang`, or `check` (the
+    /// ValidatorPool's next check panics).
     mode: Option<String>,
     /// How long a hang lasts (default 60 s, at most 600 s).
     secs: Option<f64>,
@@ -79,6 +80,8 @@ async fn crash_actor(
     })?;
     let msg = match q.mode.as_deref().unwrap_or("panic") {
         "panic" => Control::Crash,
+        "timer" => Control::CrashInTimer,
+        "check" if name.as_str() == crate::actors::validator_pool::NAME => Control::PanicInCheck,
         "hang" => {
             let secs = q.secs.unwrap_or(60.0);
             if !(secs > 0.0 && secs <= 600.0) {
@@ -86,7 +89,11 @@ async fn crash_actor(
             }
             Control::Hang(std::time::Duration::from_secs_f64(secs))
         }
-        _ => return Err(ApiError::BadRequest("`mode` must be panic or hang".into())),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "`mode` must be panic, timer, hang or (for validator_pool) check".into(),
+            ))
+        }
     };
     if shared.registry.control(&name, msg) {
         Ok(HttpResponse::Accepted().json(json!({"actor": *name, "crashing": true})))

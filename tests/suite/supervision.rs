@@ -195,3 +195,59 @@ async fn admins_restart_actors_without_tripping_the_intensity() {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+/// A panic in an actor's timer restarts it like one in a handler; a panic inside a check (a
+/// spawned task) is caught and counted as a failed check, and the ValidatorPool goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panics_in_timers_and_checks_are_caught() {
+    let Running { app, db: _db, .. } =
+        start_serving(&[0, 0], |c| c + "[supervision]\nfault_injection = true\n").await;
+    let (status, _) = app
+        .admin_post("/api/admin/actors/resurrection_manager/crash?mode=timer")
+        .await;
+    assert_eq!(status, 202);
+    wait::until("the manager to be back", Duration::from_secs(5), || async {
+        let a = actor(&app, "resurrection_manager").await;
+        (a["restarts"] == 1 && a["status"] == "running").then_some(())
+    })
+    .await;
+
+    let checks = |h: Value| h["checks_total"].as_u64().unwrap_or(0);
+    let (status, _) = app
+        .admin_post("/api/admin/actors/validator_pool/crash?mode=check")
+        .await;
+    assert_eq!(status, 202);
+    wait::until(
+        "the panicking check to be reported",
+        Duration::from_secs(10),
+        || async {
+            let (_, logs) = app
+                .send(
+                    reqwest::Method::GET,
+                    "/api/logs?limit=1000",
+                    Some(crate::support::app::ADMIN_TOKEN),
+                    None,
+                )
+                .await;
+            logs.to_string()
+                .contains("panicked; counted as a failed check")
+                .then_some(())
+        },
+    )
+    .await;
+    let before = checks(app.get_json("/api/ultra/stats").await.1);
+    wait::until("checks to go on", Duration::from_secs(10), || async {
+        (checks(app.get_json("/api/ultra/stats").await.1) > before + 2).then_some(())
+    })
+    .await;
+    let v = actor(&app, "validator_pool").await;
+    assert_eq!(
+        v["restarts"], 0,
+        "a check's panic does not take the pool down: {v}"
+    );
+    let (status, _) = app
+        .admin_post("/api/admin/actors/allocator/crash?mode=check")
+        .await;
+    assert_eq!(status, 400, "only the validator has checks");
+    app.stop().await;
+}
