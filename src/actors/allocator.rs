@@ -191,23 +191,30 @@ impl Handler<Renew> for Allocator {
     }
 }
 
+/// The lease is deleted from the store first and its slots freed only then: freeing first and
+/// undoing on a failed write could put a proxy over capacity if its slot was taken meanwhile.
 impl Handler<Release> for Allocator {
     type Result = ResponseActFuture<Self, Result<bool, String>>;
 
     fn handle(&mut self, msg: Release, ctx: &mut Self::Context) -> Self::Result {
         self.expire(ctx);
-        let Some(lease) = self.book.release(&msg.id) else {
+        if self.book.get(&msg.id).is_none() {
             return Box::pin(actix::fut::ready(Ok(false)));
-        };
-        self.publish();
-        let ids = vec![msg.id];
-        self.stored(
-            move |s| s.delete_leases(&ids),
-            true,
-            move |act| {
-                act.book.restore(lease);
-            },
-        )
+        }
+        let store = self.shared.store.clone();
+        let ids = vec![msg.id.clone()];
+        let write =
+            async move { tokio::task::spawn_blocking(move || store.delete_leases(&ids)).await };
+        Box::pin(write.into_actor(self).map(move |r, act, _| {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("the store did not take the release: {e}")),
+                Err(e) => return Err(format!("the store write failed: {e}")),
+            }
+            let released = act.book.release(&msg.id).is_some();
+            act.publish();
+            Ok(released)
+        }))
     }
 }
 

@@ -136,6 +136,9 @@ async fn serving_goes_on_while_the_sqlite_file_is_locked() {
     let Running {
         farm, app, db: _db, ..
     } = start_serving_on((url, db), &[0, 0, 0], |c| c).await;
+    let (code, lease) = app.post_json("/api/leases", &json!({"count": 3})).await;
+    assert_eq!(code, 201, "{lease}");
+    let release = format!("/api/leases/{}", lease["lease_id"].as_str().unwrap());
     // Another writer holds the file: an exclusive transaction, kept open.
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
@@ -162,6 +165,13 @@ async fn serving_goes_on_while_the_sqlite_file_is_locked() {
         (serving.len() == 2 && !serving.contains(&dead)).then_some(())
     })
     .await;
+    // A release the store cannot take is refused, and the lease keeps its slots.
+    let (code, body) = app
+        .send(reqwest::Method::DELETE, &release, None, None)
+        .await;
+    assert_eq!(code, 503, "{body}");
+    let (_, alloc) = app.get_json("/api/allocation").await;
+    assert_eq!(alloc["current_leases"], 3, "{alloc}");
     release_tx.send(()).unwrap();
     holder.join().unwrap();
     wait::until("the store to catch up", WAIT, || async {
@@ -169,5 +179,11 @@ async fn serving_goes_on_while_the_sqlite_file_is_locked() {
         (s["status"] == "ok" && s["pending_writes"] == 0).then_some(())
     })
     .await;
+    let (code, body) = app
+        .send(reqwest::Method::DELETE, &release, None, None)
+        .await;
+    assert_eq!(code, 204, "{body}");
+    let (_, alloc) = app.get_json("/api/allocation").await;
+    assert_eq!(alloc["current_leases"], 0, "{alloc}");
     app.stop().await;
 }
