@@ -106,6 +106,17 @@ async fn add(
     require_admin(&req, &shared)?;
     let config = body.into_inner();
     let def = MonitorDef::new(&config, crate::env::string).map_err(ApiError::BadRequest)?;
+    // A command runs on this host: only the config file's owner may set one up.
+    if matches!(
+        def.recovery,
+        crate::domain::monitor::Recovery::Command { .. }
+    ) {
+        return Err(ApiError::BadRequest(
+            "`action = \"command\"` runs a command on this host: configure it in the config \
+             file, not through the API"
+                .into(),
+        ));
+    }
     let row = MonitorRow {
         name: def.name.clone(),
         definition: serde_json::to_string(&MonitorConfig {

@@ -426,12 +426,16 @@ async fn admins_add_restart_and_remove_monitors() {
     assert!(!body.to_string().contains("api-key"), "{body}");
     let mut bad_action = added.clone();
     bad_action["recovery"]["action"] = json!("reboot");
+    let mut command = added.clone();
+    command["name"] = json!("shell");
+    command["recovery"] = json!({"action": "command", "command": "true"});
     let mut fast = added.clone();
     fast["name"] = json!("fast");
     fast["interval_secs"] = json!(0.1);
     for (body, want) in [
         (added.clone(), 409),
         (bad_action, 400),
+        (command, 400),
         (fast, 400),
         (json!({"name": "x"}), 400),
         (
