@@ -102,6 +102,9 @@ pub struct StoreStatus {
     pub rows_written: u64,
     /// The TierBalancer restarted and cannot read the pool yet (it serves the last snapshot).
     pub pool_reload_pending: bool,
+    /// Alerts kept in memory until the store takes them, and those dropped past the bound.
+    pub alerts_waiting: usize,
+    pub alerts_dropped: u64,
 }
 
 /// An alert channel's health: `ok` until an attempt fails, `failing` until one succeeds.

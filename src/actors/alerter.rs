@@ -113,6 +113,15 @@ impl Alerter {
         } else {
             self.unstored.push_back(e);
         }
+        self.show_unstored();
+    }
+
+    fn show_unstored(&self) {
+        let (waiting, dropped) = (self.unstored.len(), self.unstored_dropped);
+        self.shared.board.store(|s| {
+            s.alerts_waiting = waiting;
+            s.alerts_dropped = dropped;
+        });
     }
 
     /// Offers the oldest kept alert to the store; on success the next one follows at once.
@@ -124,8 +133,11 @@ impl Alerter {
             return;
         };
         self.storing_unstored = true;
-        ctx.wait(self.raise(e.clone()).map(move |r, act, ctx| {
+        // Spawned, not waited for: while the store is away each try takes its connect timeout,
+        // and the actor must go on beating (new alerts queue behind `unstored` meanwhile).
+        ctx.spawn(self.raise(e.clone()).map(move |r, act, ctx| {
             act.storing_unstored = false;
+            act.show_unstored();
             match r {
                 Ok(_) => {
                     if act.unstored.is_empty() {

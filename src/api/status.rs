@@ -120,6 +120,12 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
     if store.status != "ok" {
         problems.push(format!("store {}", store.status));
     }
+    if store.alerts_waiting > 0 {
+        problems.push(format!(
+            "{} alerts waiting for the store",
+            store.alerts_waiting
+        ));
+    }
     if store.pool_reload_pending {
         problems
             .push("the pool is being reloaded from the store (serving the last snapshot)".into());

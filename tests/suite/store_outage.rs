@@ -76,6 +76,10 @@ async fn serving_goes_on_while_postgres_is_away_and_the_pool_catches_up() {
         (m["monitors"][0]["status"] == "down").then_some(())
     })
     .await;
+    wait::until("the down alert to wait for the store", WAIT, || async {
+        (store_status(&app).await["alerts_waiting"].as_u64()? >= 1).then_some(())
+    })
+    .await;
     // What would need the store to be acknowledged is refused, not pretended.
     let (code, body) = app.post_json("/api/leases", &json!({"count": 1})).await;
     assert_eq!(code, 503, "{body}");
