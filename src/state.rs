@@ -193,6 +193,13 @@ impl StatusBoard {
         lock(&self.store).clone()
     }
 
+    /// The last store write failed: changes that must be stored before they are answered are
+    /// refused at once rather than each waiting out the connect timeout (which would hold
+    /// their actor, heartbeat included).
+    pub fn store_degraded(&self) -> bool {
+        lock(&self.store).status == "degraded"
+    }
+
     pub fn channel(&self, name: &'static str, f: impl FnOnce(&mut ChannelStatus)) {
         f(lock(&self.channels).entry(name).or_default());
     }

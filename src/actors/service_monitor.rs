@@ -518,6 +518,11 @@ impl Handler<AddMonitor> for ServiceMonitor {
     type Result = AtomicResponse<Self, Result<MonitorView, ChangeError>>;
 
     fn handle(&mut self, msg: AddMonitor, _: &mut Self::Context) -> Self::Result {
+        if self.shared.board.store_degraded() {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(ChangeError::Store(
+                "the store is not taking writes right now; try again".into(),
+            )))));
+        }
         if self.watched.contains_key(&msg.def.name) {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(ChangeError::Conflict(
                 format!("a monitor named `{}` exists", msg.def.name),
@@ -566,6 +571,11 @@ impl Handler<RemoveMonitor> for ServiceMonitor {
             return refuse(ChangeError::Conflict(format!(
                 "`{name}` is defined in the config file; remove it there"
             )));
+        }
+        if self.shared.board.store_degraded() {
+            return refuse(ChangeError::Store(
+                "the store is not taking writes right now; try again".into(),
+            ));
         }
         let store = self.shared.store.clone();
         let key = name.clone();

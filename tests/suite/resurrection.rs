@@ -20,7 +20,13 @@ async fn a_dead_proxy_that_works_again_is_resurrected() {
     let source = SourceServer::start().await;
     source.set_body("/list.txt", farm.plain_list());
     let (url, _db) = sqlite_db();
-    let app = TestApp::start(&config(&url, &source.url("/list.txt"), &farm)).await;
+    // Many deaths allowed: however long the switch back takes on a loaded machine, the proxy
+    // is still being retried (not blacklisted) when it works again.
+    let config = config(&url, &source.url("/list.txt"), &farm).replace(
+        "blacklist_after_deaths = 3",
+        "blacklist_after_deaths = 1000",
+    );
+    let app = TestApp::start(&config).await;
     let proxy = farm.proxies[0].url();
     wait::until("the proxy to serve", Duration::from_secs(20), || async {
         (app.serving().await == [proxy.clone()]).then_some(())

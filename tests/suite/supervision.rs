@@ -224,7 +224,7 @@ async fn panics_in_timers_and_checks_are_caught() {
             let (_, logs) = app
                 .send(
                     reqwest::Method::GET,
-                    "/api/logs?limit=1000",
+                    "/api/logs?limit=1000&level=error",
                     Some(crate::support::app::ADMIN_TOKEN),
                     None,
                 )

@@ -89,6 +89,11 @@ impl TierBalancer {
                 "the pool is being reloaded from the store; try again".into(),
             ));
         }
+        if self.shared.board.store_degraded() {
+            return Err(ChangeError::Store(
+                "the store is not taking writes right now; try again".into(),
+            ));
+        }
         match change {
             ManagedChange::Create(def) => {
                 if self.managed_key(&def.name).is_some() {
