@@ -81,9 +81,24 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             // elsewhere rather than reuse one that is about to close.
             .wrap_fn(move |req, srv| {
                 let stopping = draining.stopping.load(std::sync::atomic::Ordering::Relaxed);
-                let fut = actix_web::dev::Service::call(srv, req);
+                // Compressed request bodies are refused before anything inflates them: a
+                // small gzip body can inflate a thousandfold before any size check.
+                let encoded = req
+                    .headers()
+                    .get(actix_web::http::header::CONTENT_ENCODING)
+                    .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+                let call = if encoded {
+                    Err(req.error_response(ApiError::UnsupportedMediaType(
+                        "compressed request bodies are not accepted (Content-Encoding)".into(),
+                    )))
+                } else {
+                    Ok(actix_web::dev::Service::call(srv, req))
+                };
                 async move {
-                    let mut res = fut.await?;
+                    let mut res = match call {
+                        Ok(fut) => fut.await?.map_into_boxed_body(),
+                        Err(refused) => refused,
+                    };
                     if stopping {
                         res.response_mut()
                             .head_mut()
