@@ -379,6 +379,8 @@ impl Default for RecoveryConfig {
 pub struct AlertsConfig {
     pub cooldown_secs: f64,
     pub daily_report_at: Option<String>,
+    /// Closed alerts with nothing left to deliver are deleted after this many days.
+    pub keep_days: f64,
     pub telegram: Option<TelegramConfig>,
     pub email: Option<EmailConfig>,
 }
@@ -388,6 +390,7 @@ impl Default for AlertsConfig {
         AlertsConfig {
             cooldown_secs: 300.0,
             daily_report_at: Some("09:00".into()),
+            keep_days: 30.0,
             telegram: None,
             email: None,
         }
@@ -629,6 +632,12 @@ impl Config {
             return Err(invalid(
                 "alerts.cooldown_secs",
                 "must be a number of seconds >= 0",
+            ));
+        }
+        if !(a.keep_days.is_finite() && a.keep_days > 0.0) {
+            return Err(invalid(
+                "alerts.keep_days",
+                "must be a number of days above 0",
             ));
         }
         self.daily_report_at()?;

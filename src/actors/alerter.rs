@@ -29,6 +29,8 @@ const IN_FLIGHT_PER_CHANNEL: usize = 4;
 const OPEN_LOADED: i64 = 1000;
 /// Alerts kept in memory while the store is away (the oldest go first past this).
 const UNSTORED_MAX: usize = 1000;
+/// How often old alerts are deleted (`alerts.keep_days`).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often alerts kept in memory are offered to the store again.
 const RETRY_STORE: Duration = Duration::from_secs(1);
 
@@ -148,6 +150,20 @@ impl Alerter {
                 }
                 Err(_) => act.keep_unstored(e, true),
             }
+        }));
+    }
+
+    /// Deletes closed, delivered alerts older than `alerts.keep_days` (in the background).
+    fn prune(&mut self, ctx: &mut Context<Self>) {
+        let keep_ms = (self.shared.config.alerts.keep_days * 86_400_000.0) as i64;
+        let before = now_ms() - keep_ms;
+        let store = self.shared.store.clone();
+        let work =
+            async move { tokio::task::spawn_blocking(move || store.prune_alerts(before)).await };
+        ctx.spawn(work.into_actor(self).map(|r, _, _| match flatten(r) {
+            Ok(0) => {}
+            Ok(n) => log::info!("{NAME}: {n} alerts older than alerts.keep_days deleted"),
+            Err(e) => log::warn!("{NAME}: cannot delete old alerts: {e}"),
         }));
     }
 
@@ -569,6 +585,8 @@ impl Actor for Alerter {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
         self.load_outbox(ctx);
         super::every(ctx, RETRY_STORE, |act, ctx| act.store_unstored(ctx));
+        self.prune(ctx);
+        super::every(ctx, PRUNE_EVERY, |act, ctx| act.prune(ctx));
         super::every(ctx, TICK, |act, ctx| {
             act.dispatch(ctx);
             act.report_if_due(ctx);

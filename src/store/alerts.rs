@@ -117,6 +117,37 @@ impl Store {
         Ok(id)
     }
 
+    /// Deletes closed alerts last changed before `before` (unix ms) that have no pending
+    /// delivery, with their deliveries; answers how many alerts went.
+    pub fn prune_alerts(&self, before: i64) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let n = on_conn!(&mut *conn, |c| c.transaction(|c| {
+            let pending: std::collections::HashSet<i64> = alert_deliveries::table
+                .filter(alert_deliveries::state.eq(PENDING))
+                .select(alert_deliveries::alert_id)
+                .load::<i64>(c)?
+                .into_iter()
+                .collect();
+            let old: Vec<i64> = alerts::table
+                .filter(alerts::closed_at.is_not_null())
+                .filter(alerts::updated_at.lt(before))
+                .select(alerts::id)
+                .load::<i64>(c)?
+                .into_iter()
+                .filter(|id| !pending.contains(id))
+                .collect();
+            for chunk in old.chunks(500) {
+                diesel::delete(
+                    alert_deliveries::table.filter(alert_deliveries::alert_id.eq_any(chunk)),
+                )
+                .execute(c)?;
+                diesel::delete(alerts::table.filter(alerts::id.eq_any(chunk))).execute(c)?;
+            }
+            Ok::<_, diesel::result::Error>(old.len())
+        }))?;
+        Ok(n)
+    }
+
     /// Counts a repeat on an open alert.
     pub fn fold_alert(&self, id: i64, repeats: u32, at: i64) -> Result<(), StoreError> {
         let mut conn = self.conn()?;

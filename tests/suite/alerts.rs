@@ -480,3 +480,52 @@ async fn no_answer_shows_the_bot_token_or_the_smtp_password() {
     assert!(tg.messages().is_empty());
     app.stop().await;
 }
+
+/// Closed alerts older than `alerts.keep_days` are deleted; recent ones and open ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_closed_alerts_are_pruned() {
+    use proxyvisor::store::alerts::NewAlertRow;
+    let (url, _db) = sqlite_db();
+    let day = 86_400_000i64;
+    let now = proxyvisor::clock::now_ms();
+    let row = |message: &str, age_days: i64, closed: bool| NewAlertRow {
+        kind: "test".into(),
+        key: format!("prune:{message}"),
+        severity: "info".into(),
+        message: message.into(),
+        repeats: 1,
+        created_at: now - age_days * day,
+        updated_at: now - age_days * day,
+        closed_at: closed.then_some(now - age_days * day),
+    };
+    let store = proxyvisor::store::Store::open(&url).unwrap();
+    for (m, age, closed) in [
+        ("old-closed", 40, true),
+        ("new-closed", 2, true),
+        ("old-open", 40, false),
+    ] {
+        store.insert_alert(&row(m, age, closed), &[], &[]).unwrap();
+    }
+    drop(store);
+    let app = TestApp::start(&config(
+        &url,
+        "[alerts]\nkeep_days = 30\ndaily_report_at = \"\"\n",
+    ))
+    .await;
+    let messages = wait::until(
+        "the old closed alert to go",
+        Duration::from_secs(10),
+        || async {
+            let m: Vec<String> = alerts(&app)
+                .await
+                .iter()
+                .filter_map(|a| a["message"].as_str().map(str::to_string))
+                .collect();
+            (!m.iter().any(|x| x == "old-closed")).then_some(m)
+        },
+    )
+    .await;
+    assert!(messages.contains(&"new-closed".to_string()), "{messages:?}");
+    assert!(messages.contains(&"old-open".to_string()), "{messages:?}");
+    app.stop().await;
+}
