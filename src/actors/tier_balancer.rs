@@ -480,7 +480,10 @@ impl TierBalancer {
     fn write(
         &mut self,
     ) -> Option<impl ActorFuture<Self, Output = Result<usize, String>> + 'static> {
-        if self.flushing || (self.dirty.is_empty() && self.deleted.is_empty()) {
+        let idle = self.dirty.is_empty() && self.deleted.is_empty();
+        // With nothing to write, a degraded store is still tried (a ping), so health and the
+        // writes refused meanwhile recover as soon as it is back.
+        if self.flushing || (idle && !self.shared.board.store_degraded()) {
             return None;
         }
         self.flushing = true;
@@ -488,7 +491,11 @@ impl TierBalancer {
         let store = self.shared.store.clone();
         let write = async move {
             let r = tokio::task::spawn_blocking(move || {
-                let r = store.write_batch(&rows, &deletes);
+                let r = if rows.is_empty() && deletes.is_empty() {
+                    store.ping()
+                } else {
+                    store.write_batch(&rows, &deletes)
+                };
                 (rows, deletes, r)
             })
             .await;
