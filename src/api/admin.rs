@@ -30,19 +30,19 @@ async fn fetch_source(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
-    let fetcher = shared
-        .registry
-        .fetcher()
-        .ok_or_else(|| ApiError::Unavailable("the source fetcher is restarting".into()))?;
-    match fetcher.send(FetchNow(name.clone())).await {
-        Ok(true) => Ok(HttpResponse::Accepted().json(json!({"source": *name, "fetching": true}))),
-        Ok(false) => Err(ApiError::NotFound(format!(
+    let fetching = super::ask(
+        shared.registry.fetcher(),
+        "the source fetcher",
+        FetchNow(name.clone()),
+    )
+    .await?;
+    if fetching {
+        Ok(HttpResponse::Accepted().json(json!({"source": *name, "fetching": true})))
+    } else {
+        Err(ApiError::NotFound(format!(
             "no source named `{}`",
-            name.chars().take(64).collect::<String>()
-        ))),
-        Err(_) => Err(ApiError::Unavailable(
-            "the source fetcher is restarting".into(),
-        )),
+            clip(&name)
+        )))
     }
 }
 
@@ -137,14 +137,12 @@ async fn force_accept(
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
-    let restarting = || ApiError::Unavailable("the pool is restarting; try again".into());
-    let answer = shared
-        .registry
-        .balancer()
-        .ok_or_else(restarting)?
-        .send(crate::actors::messages::ForceAccept)
-        .await
-        .map_err(|_| restarting())?;
+    let answer = super::ask(
+        shared.registry.balancer(),
+        "the pool",
+        crate::actors::messages::ForceAccept,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "stopped": true,
         "cancelled": answer.cancelled,

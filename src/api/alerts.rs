@@ -113,13 +113,9 @@ async fn test(
             "`message` must be 1 to {MAX_TEST_MESSAGE} characters"
         )));
     }
-    let alerter = (shared.registry.alerter())
-        .ok_or_else(|| ApiError::Unavailable("the alerter is restarting".into()))?;
     let event = AlertEvent::new(Kind::Test, "test", severity, message, now_ms());
-    let raised = alerter
-        .send(Raise(event))
-        .await
-        .map_err(|_| ApiError::Unavailable("the alerter is restarting".into()))?
+    let raised = super::ask(shared.registry.alerter(), "the alerter", Raise(event))
+        .await?
         .map_err(|e| ApiError::Unavailable(format!("the alert was not stored: {e}")))?;
     Ok(HttpResponse::Accepted().json(json!({
         "id": raised.id,

@@ -52,14 +52,14 @@ fn ttl_ms(ttl: Option<f64>, shared: &Shared) -> Result<i64, ApiError> {
     Ok((ttl * 1000.0).ceil() as i64)
 }
 
-fn unavailable<E>(_: E) -> ApiError {
-    ApiError::Unavailable("the allocator is restarting; try again".into())
-}
-
-fn allocator(
-    shared: &Shared,
-) -> Result<actix::Addr<crate::actors::allocator::Allocator>, ApiError> {
-    shared.registry.allocator().ok_or_else(|| unavailable(()))
+/// Asks the Allocator (503 while it restarts).
+async fn allocator<M>(shared: &Shared, msg: M) -> Result<M::Result, ApiError>
+where
+    crate::actors::allocator::Allocator: actix::Handler<M>,
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    super::ask(shared.registry.allocator(), "the allocator", msg).await
 }
 
 /// A lease as its holder sees it: managed proxies with their credentials.
@@ -119,10 +119,8 @@ async fn take(
         strategy,
         session: body.session,
     };
-    let lease = allocator(&shared)?
-        .send(msg)
-        .await
-        .map_err(unavailable)?
+    let lease = allocator(&shared, msg)
+        .await?
         .map_err(ApiError::Unavailable)?;
     Ok(HttpResponse::Created().json(lease_json(&lease, Some(count), &shared)))
 }
@@ -142,7 +140,7 @@ async fn renew(
         id: id.into_inner(),
         ttl_ms: ttl_ms(ttl, &shared)?,
     };
-    match allocator(&shared)?.send(msg).await.map_err(unavailable)? {
+    match allocator(&shared, msg).await? {
         Ok(Some(lease)) => Ok(HttpResponse::Ok().json(lease_json(&lease, None, &shared))),
         Ok(None) => Err(ApiError::NotFound("no such live lease".into())),
         Err(e) => Err(ApiError::Unavailable(e)),
@@ -158,7 +156,7 @@ async fn release(
     let msg = Release {
         id: id.into_inner(),
     };
-    match allocator(&shared)?.send(msg).await.map_err(unavailable)? {
+    match allocator(&shared, msg).await? {
         Ok(true) => Ok(HttpResponse::NoContent().finish()),
         Ok(false) => Err(ApiError::NotFound("no such live lease".into())),
         Err(e) => Err(ApiError::Unavailable(e)),

@@ -103,15 +103,6 @@ async fn status(shared: web::Data<Shared>) -> HttpResponse {
     }))
 }
 
-fn balancer(
-    shared: &Shared,
-) -> Result<actix::Addr<crate::actors::tier_balancer::TierBalancer>, ApiError> {
-    shared
-        .registry
-        .balancer()
-        .ok_or_else(|| ApiError::Unavailable("the pool is restarting; try again".into()))
-}
-
 /// `POST /api/v1/proxy/health-check` (admin): checks every managed proxy now; the results
 /// count as checks.
 async fn health_check(
@@ -119,10 +110,7 @@ async fn health_check(
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
-    let results = balancer(&shared)?
-        .send(CheckManaged)
-        .await
-        .map_err(|_| ApiError::Unavailable("the pool is restarting; try again".into()))?;
+    let results = super::ask(shared.registry.balancer(), "the pool", CheckManaged).await?;
     let ok = results.iter().filter(|r| r.ok).count();
     Ok(HttpResponse::Ok().json(json!({
         "checked": results.len(),
@@ -133,10 +121,8 @@ async fn health_check(
 }
 
 async fn change(shared: &Shared, change: ManagedChange) -> Result<ManagedView, ApiError> {
-    balancer(shared)?
-        .send(change)
-        .await
-        .map_err(|_| ApiError::Unavailable("the pool is restarting; try again".into()))?
+    super::ask(shared.registry.balancer(), "the pool", change)
+        .await?
         .map_err(ApiError::from)
 }
 

@@ -54,6 +54,27 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     }
 }
 
+/// Sends `msg` to an actor found in the registry (`addr`) and awaits its answer. While the actor
+/// restarts (no address, or it stopped before answering) the request answers 503 "`what` is
+/// restarting; try again".
+pub async fn ask<A, M>(
+    addr: Option<actix::Addr<A>>,
+    what: &str,
+    msg: M,
+) -> Result<M::Result, ApiError>
+where
+    A: actix::Actor + actix::Handler<M>,
+    A::Context: actix::dev::ToEnvelope<A, M>,
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    let restarting = || ApiError::Unavailable(format!("{what} is restarting; try again"));
+    addr.ok_or_else(restarting)?
+        .send(msg)
+        .await
+        .map_err(|_| restarting())
+}
+
 /// No route took the request: 405 when the path is an endpoint's (the method is wrong), 404
 /// otherwise.
 async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {

@@ -86,15 +86,14 @@ async fn list(shared: web::Data<Shared>) -> HttpResponse {
     }))
 }
 
-fn monitor(shared: &Shared) -> Result<actix::Addr<ServiceMonitor>, ApiError> {
-    shared
-        .registry
-        .monitor()
-        .ok_or_else(|| ApiError::Unavailable("the service monitor is restarting; try again".into()))
-}
-
-fn restarting<E>(_: E) -> ApiError {
-    ApiError::Unavailable("the service monitor is restarting; try again".into())
+/// Asks the ServiceMonitor (503 while it restarts).
+async fn monitor<M>(shared: &Shared, msg: M) -> Result<M::Result, ApiError>
+where
+    ServiceMonitor: actix::Handler<M>,
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    super::ask(shared.registry.monitor(), "the service monitor", msg).await
 }
 
 /// `POST /api/admin/monitors`: the body is a `[[monitors]]` table as JSON.
@@ -126,10 +125,8 @@ async fn add(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?,
         created_at: now_ms(),
     };
-    let view = monitor(&shared)?
-        .send(AddMonitor { def, row })
-        .await
-        .map_err(restarting)?
+    let view = monitor(&shared, AddMonitor { def, row })
+        .await?
         .map_err(ApiError::from)?;
     Ok(HttpResponse::Created().json(json!({"monitor": view_json(&view)})))
 }
@@ -144,10 +141,8 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
     let name = named("/api/admin/monitors/{name}", path, query, &body)?;
-    let view = monitor(&shared)?
-        .send(RemoveMonitor { name })
-        .await
-        .map_err(restarting)?
+    let view = monitor(&shared, RemoveMonitor { name })
+        .await?
         .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(json!({"deleted": view.name})))
 }
@@ -160,10 +155,8 @@ async fn restart(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &shared)?;
     let name = super::naming::checked(name.into_inner())?;
-    let kind = monitor(&shared)?
-        .send(RestartMonitor { name: name.clone() })
-        .await
-        .map_err(restarting)?
+    let kind = monitor(&shared, RestartMonitor { name: name.clone() })
+        .await?
         .map_err(ApiError::from)?;
     Ok(HttpResponse::Accepted()
         .json(json!({"monitor": name, "repair": kind.as_str(), "started": true})))

@@ -343,18 +343,13 @@ async fn report(
     let endpoint = crate::domain::proxy::Endpoint::parse(&body.proxy, Protocol::Http)
         .map_err(|e| ApiError::BadRequest(format!("`proxy` is not a proxy URL: {e}")))?;
     let key = endpoint.key();
-    let balancer = shared
-        .registry
-        .balancer()
-        .ok_or_else(|| ApiError::Unavailable("the pool is restarting; try again".into()))?;
-    let known = balancer
-        .send(crate::actors::messages::Report {
-            key: key.clone(),
-            ok: body.ok,
-        })
-        .await
-        .ok()
-        .flatten()
+    let report = crate::actors::messages::Report {
+        key: key.clone(),
+        ok: body.ok,
+    };
+    // `None`: the restarted pool is still being reloaded.
+    let known = super::ask(shared.registry.balancer(), "the pool", report)
+        .await?
         .ok_or_else(|| ApiError::Unavailable("the pool is restarting; try again".into()))?;
     if !known {
         return Err(ApiError::NotFound(format!("no proxy {key} in the pool")));
