@@ -24,15 +24,16 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 const MAX_BODY: usize = 64 * 1024;
 
 /// Where a monitor is defined.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
+    #[default]
     Config,
     Api,
 }
 
 /// One monitor as `GET /api/monitors` shows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct MonitorView {
     pub name: String,
     pub url: String,
@@ -55,7 +56,7 @@ pub struct MonitorView {
 /// Every monitor, by name, as last published.
 #[derive(Debug, Default)]
 pub struct MonitorsView {
-    pub monitors: Vec<MonitorView>,
+    pub monitors: Vec<Arc<MonitorView>>,
     pub published_at: i64,
 }
 
@@ -68,13 +69,15 @@ struct Watched {
     checking: bool,
     last_check_at: Option<i64>,
     last_latency_ms: Option<u64>,
+    /// As last published; rebuilt only when the monitor changed (the p95 sorts its window).
+    published: Arc<MonitorView>,
 }
 
 impl Watched {
     fn new(def: MonitorDef, origin: Origin, first_at: i64) -> Self {
         let mut stats = Stats::default();
         stats.on_status(Status::Unknown, first_at);
-        Watched {
+        let mut w = Watched {
             def: Arc::new(def),
             origin,
             service: Service::default(),
@@ -83,7 +86,10 @@ impl Watched {
             checking: false,
             last_check_at: None,
             last_latency_ms: None,
-        }
+            published: Arc::default(),
+        };
+        w.published = Arc::new(w.view(first_at));
+        w
     }
 
     fn view(&self, now: i64) -> MonitorView {
@@ -114,7 +120,8 @@ pub struct ServiceMonitor {
     watched: BTreeMap<String, Watched>,
     /// Names defined in the config file (the admin API may not remove them).
     config_names: HashSet<String>,
-    dirty: bool,
+    /// Monitors changed since the last publication (their views are rebuilt).
+    changed: HashSet<String>,
     last_report: Instant,
     /// Monitors whose stats changed since the last write.
     unsaved: HashSet<String>,
@@ -139,7 +146,7 @@ impl ServiceMonitor {
             client,
             watched: BTreeMap::new(),
             config_names: HashSet::new(),
-            dirty: true,
+            changed: HashSet::new(),
             last_report: Instant::now(),
             unsaved: HashSet::new(),
             saving: false,
@@ -155,7 +162,6 @@ impl ServiceMonitor {
             self.watched
                 .insert(def.name.clone(), Watched::new(def, origin, first));
         }
-        self.dirty = true;
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -169,7 +175,7 @@ impl ServiceMonitor {
         for name in due {
             self.spawn_check(name, now, ctx);
         }
-        if self.dirty {
+        if !self.changed.is_empty() {
             self.publish();
         }
         if self.last_report.elapsed() >= REPORT_EVERY {
@@ -218,7 +224,7 @@ impl ServiceMonitor {
         }
         let fx = w.service.on_check(&check, now, &w.def.rules, name);
         self.apply(name, fx, now, false, ctx);
-        self.dirty = true;
+        self.changed.insert(name.to_string());
     }
 
     /// Carries out what a step of the state machine asked.
@@ -303,7 +309,7 @@ impl ServiceMonitor {
                         .service
                         .on_repair_done(kind, &outcome, now, &w.def.rules, &name);
                     act.apply(&name, fx, now, false, ctx);
-                    act.dirty = true;
+                    act.changed.insert(name);
                 }),
         );
     }
@@ -344,14 +350,20 @@ impl ServiceMonitor {
         }));
     }
 
+    /// Publishes every monitor's view, rebuilding those of the monitors that changed. (An
+    /// unchanged monitor's uptime is as of its last check, at most one interval old.)
     fn publish(&mut self) {
         let now = now_ms();
-        let monitors = self.watched.values().map(|w| w.view(now)).collect();
+        for name in self.changed.drain() {
+            if let Some(w) = self.watched.get_mut(&name) {
+                w.published = Arc::new(w.view(now));
+            }
+        }
+        let monitors = self.watched.values().map(|w| w.published.clone()).collect();
         self.shared.monitors.store(Arc::new(MonitorsView {
             monitors,
             published_at: now,
         }));
-        self.dirty = false;
     }
 
     /// A status line a minute: counts by state, and each service that is not up.
@@ -495,6 +507,7 @@ impl Actor for ServiceMonitor {
             for row in saved {
                 if let Some(w) = act.watched.get_mut(&row.name) {
                     w.stats = Stats::restored(row.saved(), now);
+                    act.changed.insert(row.name);
                 }
             }
             act.publish();
@@ -624,7 +637,7 @@ impl Handler<RestartMonitor> for ServiceMonitor {
             ..Effects::default()
         };
         self.apply(&name, fx, now, true, ctx);
-        self.dirty = true;
+        self.changed.insert(name);
         Ok(repair.kind)
     }
 }

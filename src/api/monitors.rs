@@ -64,7 +64,7 @@ pub fn view_json(v: &MonitorView) -> Value {
 }
 
 /// Counts of monitors by status, every status present (for `/api/monitors` and health).
-pub fn summary(views: &[MonitorView]) -> BTreeMap<&'static str, usize> {
+pub fn summary(views: &[std::sync::Arc<MonitorView>]) -> BTreeMap<&'static str, usize> {
     let mut counts: BTreeMap<&'static str, usize> =
         ["up", "degraded", "down", "recovering", "unknown"]
             .into_iter()
@@ -82,7 +82,7 @@ async fn list(shared: web::Data<Shared>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "count": view.monitors.len(),
         "summary": summary(&view.monitors),
-        "monitors": view.monitors.iter().map(view_json).collect::<Vec<_>>(),
+        "monitors": view.monitors.iter().map(|v| view_json(v)).collect::<Vec<_>>(),
     }))
 }
 
