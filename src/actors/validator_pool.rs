@@ -109,35 +109,8 @@ impl ValidatorPool {
                 .checks_queued
                 .store(queue.waiting.load(Ordering::Relaxed), Ordering::Relaxed);
             shared.checks_running.fetch_add(1, Ordering::Relaxed);
-            // A check that panics (a bug meeting a hostile answer) is a failed check, not a
-            // lost one that would be retried into the same panic forever.
-            let (key, endpoint) = (job.key.clone(), job.endpoint.clone());
-            let verdict = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-                work.run_with(permit, job),
-            ))
-            .await
-            .unwrap_or_else(|_| {
-                log::error!(
-                    "{NAME}: the check of {} panicked; counted as a failed check",
-                    endpoint.key()
-                );
-                Some(Verdict {
-                    key,
-                    outcome: crate::checker::Outcome {
-                        ok: false,
-                        latency_ms: 0,
-                        status: None,
-                        failure: Some("the check panicked".into()),
-                    },
-                    anonymity: None,
-                    profiles: Vec::new(),
-                    at: now_ms(),
-                })
-            });
+            let verdict = work.run_with(permit, job).await;
             shared.checks_running.fetch_sub(1, Ordering::Relaxed);
-            let Some(verdict) = verdict else {
-                return;
-            };
             if let Some(balancer) = shared.registry.balancer() {
                 balancer.do_send(verdict);
             }
@@ -149,15 +122,38 @@ impl CheckWork {
     /// Checks one proxy under a permit; `None` when the pool is closing.
     async fn run(&self, permits: &Semaphore, job: CheckJob) -> Option<Verdict> {
         let permit = permits.acquire().await.ok()?;
-        self.run_with(permit, job).await
+        Some(self.run_with(permit, job).await)
     }
 
-    /// Checks one proxy holding `_permit`.
-    async fn run_with(
-        &self,
-        _permit: tokio::sync::SemaphorePermit<'_>,
-        job: CheckJob,
-    ) -> Option<Verdict> {
+    /// Checks one proxy holding `_permit`. A check that panics (a bug meeting a hostile answer)
+    /// is a failed check, not a lost one that would be retried into the same panic forever.
+    async fn run_with(&self, _permit: tokio::sync::SemaphorePermit<'_>, job: CheckJob) -> Verdict {
+        let (key, endpoint) = (job.key.clone(), job.endpoint.clone());
+        let checked = std::panic::AssertUnwindSafe(self.check(job));
+        futures_util::FutureExt::catch_unwind(checked)
+            .await
+            .unwrap_or_else(|_| {
+                log::error!(
+                    "{NAME}: the check of {} panicked; counted as a failed check",
+                    endpoint.key()
+                );
+                Verdict {
+                    key,
+                    outcome: crate::checker::Outcome {
+                        ok: false,
+                        latency_ms: 0,
+                        status: None,
+                        failure: Some("the check panicked".into()),
+                    },
+                    anonymity: None,
+                    profiles: Vec::new(),
+                    at: now_ms(),
+                }
+            })
+    }
+
+    /// The main check, then (when it passed) the judge and the profiles.
+    async fn check(&self, job: CheckJob) -> Verdict {
         if PANIC_NEXT_CHECK.swap(false, std::sync::atomic::Ordering::Relaxed) {
             panic!("fault injection: a check panicked");
         }
@@ -170,13 +166,13 @@ impl CheckWork {
         } else {
             (None, Vec::new())
         };
-        Some(Verdict {
+        Verdict {
             key: job.key,
             outcome,
             anonymity,
             profiles,
             at: now_ms(),
-        })
+        }
     }
 
     /// The anonymity level from the judge page, when the job asks for it.
