@@ -722,7 +722,8 @@ impl Config {
     }
 }
 
-fn http_url(s: &str) -> Result<url::Url, String> {
+/// An http:// or https:// URL with a host; the error says what is wrong (never the URL).
+pub(crate) fn http_url(s: &str) -> Result<url::Url, String> {
     let u = url::Url::parse(s).map_err(|e| format!("is not a URL ({e})"))?;
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
         return Err("must be an http:// or https:// URL".into());

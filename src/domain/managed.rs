@@ -12,6 +12,19 @@ pub const KINDS: [&str; 4] = ["free", "vps", "datacenter", "residential"];
 /// Longest name accepted.
 pub const MAX_NAME: usize = 64;
 
+/// A name given to a managed proxy or a monitor, trimmed: 1 to `MAX_NAME` characters, no
+/// control characters and no `/` (it goes into URL paths).
+pub fn checked_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(format!("`name` must be 1 to {MAX_NAME} characters"));
+    }
+    if name.chars().any(|c| c.is_control() || c == '/') {
+        return Err("`name` must not hold control characters or `/`".into());
+    }
+    Ok(name)
+}
+
 /// A managed proxy as configured or created through the admin API.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ManagedProxy {
@@ -36,13 +49,7 @@ impl ManagedProxy {
         priority: i32,
         max_leases: Option<u32>,
     ) -> Result<ManagedProxy, String> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME {
-            return Err(format!("`name` must be 1 to {MAX_NAME} characters"));
-        }
-        if name.chars().any(|c| c.is_control() || c == '/') {
-            return Err("`name` must not hold control characters or `/`".into());
-        }
+        let name = checked_name(name)?;
         let endpoint = Endpoint::parse(url, Protocol::Http)
             .map_err(|e| format!("`url` is not a proxy URL: {e}"))?;
         if !KINDS.contains(&kind) {

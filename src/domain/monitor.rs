@@ -5,8 +5,6 @@ use super::service_health::{Rules, Then};
 use crate::config::MonitorConfig;
 use std::collections::BTreeMap;
 
-/// Longest monitor name accepted.
-pub const MAX_NAME: usize = 64;
 /// The shortest check interval.
 pub const MIN_INTERVAL_MS: u64 = 1000;
 pub const RENDER_API: &str = "https://api.render.com";
@@ -77,12 +75,9 @@ pub struct MonitorDef {
     pub repair_timeout_ms: u64,
 }
 
+/// `s` if it is an http(s) URL (the config's own rule).
 fn http_url(s: &str) -> Result<String, String> {
-    let u = url::Url::parse(s).map_err(|e| format!("is not a URL ({e})"))?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return Err("must be an http:// or https:// URL".into());
-    }
-    Ok(s.to_string())
+    crate::config::http_url(s).map(|_| s.to_string())
 }
 
 /// A host root without a path (`https://api.render.com`); a trailing `/` is dropped.
@@ -129,13 +124,7 @@ impl MonitorDef {
     /// Validates a monitor; `env` reads the variable `api_key_env` names. Errors name the field
     /// and never repeat a secret.
     pub fn new(c: &MonitorConfig, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let name = c.name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME {
-            return Err(format!("`name` must be 1 to {MAX_NAME} characters"));
-        }
-        if name.chars().any(|ch| ch.is_control() || ch == '/') {
-            return Err("`name` must not hold control characters or `/`".into());
-        }
+        let name = super::managed::checked_name(&c.name)?;
         let url = http_url(&c.url).map_err(|e| format!("`url` {e}"))?;
         let interval_ms = secs_ms(c.interval_secs, "interval_secs")?;
         if interval_ms < MIN_INTERVAL_MS {
