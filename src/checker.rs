@@ -11,9 +11,12 @@ use hyper::rt::{Read, Write};
 use hyper_util::client::legacy::connect::proxy::{SocksV4, SocksV5, Tunnel};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_service::Service;
+
+const USER_AGENT: &str = concat!("proxyvisor/", env!("CARGO_PKG_VERSION"));
 
 /// Bodies longer than this are cut: a check needs the status and a substring, not a download.
 const MAX_BODY: usize = 64 * 1024;
@@ -141,12 +144,73 @@ impl Checker {
         }
     }
 
-    /// Asks a judge page through the proxy which headers it saw.
-    pub async fn anonymity(&self, proxy: &Endpoint, judge: &Target) -> Option<Anonymity> {
+    /// Asks a judge page through the proxy which headers it saw, and grades them against our
+    /// own addresses (see [`Checker::own_addresses`]).
+    pub async fn anonymity(
+        &self,
+        proxy: &Endpoint,
+        judge: &Target,
+        own: &[IpAddr],
+    ) -> Option<Anonymity> {
         match self.fetch(proxy, judge).await {
-            Ok((200, body)) => Some(anonymity::judge(&String::from_utf8_lossy(&body))),
+            Ok((200, body)) => Some(anonymity::judge(&String::from_utf8_lossy(&body), own)),
             _ => None,
         }
+    }
+
+    /// Our own addresses as the judge sees them: a direct request (no proxy) to the judge; what
+    /// it reports as the requester (httpbin's `origin`, PHP's `REMOTE_ADDR`), and the local
+    /// address of the connection (what a judge on our network sees).
+    pub async fn own_addresses(&self, judge: &Target) -> Result<Vec<IpAddr>, String> {
+        let direct = async {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            let io = http
+                .call(judge.tunnel_uri()?)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let local = io.inner().local_addr().map(|a| a.ip()).ok();
+            let request = http::Request::builder()
+                .uri(&judge.path_and_query)
+                .header(http::header::HOST, &judge.authority)
+                .header(http::header::USER_AGENT, USER_AGENT)
+                .header(http::header::CONNECTION, "close")
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| format!("request: {e}"))?;
+            let (status, body) = if judge.https {
+                let tls = self.tls_to(judge, io).await?;
+                exchange(TokioIo::new(tls), request).await?
+            } else {
+                exchange(io, request).await?
+            };
+            if status != 200 {
+                return Err(format!("the judge answered {status}"));
+            }
+            let mut own = anonymity::own_addresses(&String::from_utf8_lossy(&body));
+            own.extend(local);
+            Ok(own)
+        };
+        match tokio::time::timeout(self.timeout, direct).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("timeout after {} ms", self.timeout.as_millis())),
+        }
+    }
+
+    async fn tls_to<IO>(
+        &self,
+        target: &Target,
+        io: TokioIo<IO>,
+    ) -> Result<tokio_rustls::client::TlsStream<IO>, String>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let server_name = rustls::pki_types::ServerName::try_from(target.host.clone())
+            .map_err(|e| format!("bad server name: {e}"))?;
+        self.tls
+            .connect(server_name, io.into_inner())
+            .await
+            .map_err(|e| format!("TLS: {e}"))
     }
 
     /// Status and (capped) body of `target` through `proxy`, within the hard timeout.
@@ -205,10 +269,7 @@ impl Checker {
         };
         let mut request = http::Request::builder()
             .header(http::header::HOST, &target.authority)
-            .header(
-                http::header::USER_AGENT,
-                concat!("proxyvisor/", env!("CARGO_PKG_VERSION")),
-            )
+            .header(http::header::USER_AGENT, USER_AGENT)
             .header(http::header::CONNECTION, "close");
         if forward {
             request = request.uri(target.absolute_uri());
@@ -222,13 +283,7 @@ impl Checker {
             .body(Empty::<Bytes>::new())
             .map_err(|e| format!("request: {e}"))?;
         if target.https {
-            let server_name = rustls::pki_types::ServerName::try_from(target.host.clone())
-                .map_err(|e| format!("bad server name: {e}"))?;
-            let tls = self
-                .tls
-                .connect(server_name, io.into_inner())
-                .await
-                .map_err(|e| format!("TLS: {e}"))?;
+            let tls = self.tls_to(target, io).await?;
             exchange(TokioIo::new(tls), request).await
         } else {
             exchange(io, request).await

@@ -40,6 +40,9 @@ struct CheckWork {
     target: Target,
     expect: Expectation,
     judge: Option<Target>,
+    /// Our own addresses as the judge sees them, learned on the first judged check and again
+    /// every [`OWN_ADDRESS_TTL`].
+    own: OwnAddresses,
     /// One target and expectation per check profile, in config order.
     profiles: Vec<(Target, Expectation)>,
 }
@@ -74,6 +77,7 @@ impl ValidatorPool {
                 body: v.expect_body.clone(),
             },
             judge,
+            own: OwnAddresses::default(),
             profiles,
         };
         ValidatorPool {
@@ -175,12 +179,15 @@ impl CheckWork {
         }
     }
 
-    /// The anonymity level from the judge page, when the job asks for it.
+    /// The anonymity level from the judge page, when the job asks for it and our own address
+    /// is known (without it, transparent cannot be told from anonymous: no grade).
     async fn anonymity(&self, job: &CheckJob) -> Option<crate::domain::proxy::Anonymity> {
-        match (&self.judge, job.judge) {
-            (Some(judge), true) => self.checker.anonymity(&job.endpoint, judge).await,
-            _ => None,
+        let judge = self.judge.as_ref().filter(|_| job.judge)?;
+        let own = self.own.get(&self.checker, judge).await;
+        if own.is_empty() {
+            return None;
         }
+        self.checker.anonymity(&job.endpoint, judge, &own).await
     }
 
     /// Every profile's check, concurrently.
@@ -198,6 +205,65 @@ impl CheckWork {
                 }
             });
         futures_util::future::join_all(checks).await
+    }
+}
+
+/// How long a learned own address is trusted before the judge is asked again (a host's public
+/// address can change); after a failed attempt, [`OWN_ADDRESS_RETRY`].
+const OWN_ADDRESS_TTL: Duration = Duration::from_secs(600);
+const OWN_ADDRESS_RETRY: Duration = Duration::from_secs(30);
+
+/// Our own addresses as the judge sees them. Checks read the last learned value without
+/// waiting; only when it is missing or stale does one of them ask the judge directly while the
+/// others that need it wait for that answer (`learning`), so a round of thousands of checks
+/// makes one direct request.
+#[derive(Default)]
+struct OwnAddresses {
+    known: arc_swap::ArcSwapOption<(std::time::Instant, Vec<std::net::IpAddr>)>,
+    learning: tokio::sync::Mutex<()>,
+}
+
+impl OwnAddresses {
+    async fn get(&self, checker: &Checker, judge: &Target) -> Arc<Vec<std::net::IpAddr>> {
+        let fresh = |k: &Option<Arc<(std::time::Instant, Vec<std::net::IpAddr>)>>| {
+            k.as_ref().and_then(|k| {
+                let ttl = if k.1.is_empty() {
+                    OWN_ADDRESS_RETRY
+                } else {
+                    OWN_ADDRESS_TTL
+                };
+                (k.0.elapsed() < ttl).then(|| Arc::new(k.1.clone()))
+            })
+        };
+        if let Some(own) = fresh(&self.known.load_full()) {
+            return own;
+        }
+        let _learner = self.learning.lock().await;
+        if let Some(own) = fresh(&self.known.load_full()) {
+            return own;
+        }
+        let own = match checker.own_addresses(judge).await {
+            Ok(own) => {
+                log::info!(
+                    "{NAME}: our own address as the judge sees it: {}",
+                    own.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                own
+            }
+            Err(e) => {
+                log::warn!(
+                    "{NAME}: cannot ask the judge directly for our own address ({e}); \
+                     anonymity is not graded until it answers"
+                );
+                Vec::new()
+            }
+        };
+        self.known
+            .store(Some(Arc::new((std::time::Instant::now(), own.clone()))));
+        Arc::new(own)
     }
 }
 

@@ -11,20 +11,35 @@ use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
 
+/// Every judge shape (header lines, httpbin's JSON, PHP's `HTTP_*` lines) grades the same farm
+/// the same way: transparent only when our own address (as the judge saw it) is forwarded; an
+/// `X-Forwarded-For` holding `unknown` or another address is anonymous.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anonymity_filter_serves_what_the_judge_saw() {
+    for judge in ["/judge", "/judge.json", "/judge.php"] {
+        anonymity_judged_through(judge).await;
+    }
+}
+
+async fn anonymity_judged_through(judge: &str) {
     let farm = Farm::start(&[
         (Behaviour::Good, Anonymity::Transparent, 0),
         (Behaviour::Good, Anonymity::Anonymous, 0),
         (Behaviour::Good, Anonymity::Elite, 0),
         (Behaviour::Good, Anonymity::Elite, 0),
+        (Behaviour::Good, Anonymity::ForwardsOther, 0),
     ])
     .await;
     let source = SourceServer::start().await;
     // A plain list says nothing of anonymity: only the judge can.
     source.set_body("/list.txt", farm.plain_list());
     let (db_url, _db) = sqlite_db();
-    let app = TestApp::start(&farm_config(&db_url, &source.url("/list.txt"), &farm, "")).await;
+    let config = farm_config(&db_url, &source.url("/list.txt"), &farm, "").replace(
+        &format!("judge_url = \"{}\"", farm.origin.url("/judge")),
+        &format!("judge_url = \"{}\"", farm.origin.url(judge)),
+    );
+    assert!(config.contains(judge), "{config}");
+    let app = TestApp::start(&config).await;
     let by_level = |level: &'static str| {
         let app = &app;
         async move {
@@ -35,31 +50,34 @@ async fn the_anonymity_filter_serves_what_the_judge_saw() {
             Some(urls)
         }
     };
-    let mut elite = vec![farm.proxies[2].url(), farm.proxies[3].url()];
-    elite.sort();
+    let graded = || async {
+        let (_, body) = app.get_json("/api/proxy/alive?count=10&detail=true").await;
+        let details = body["details"].as_array()?.clone();
+        let graded = details
+            .iter()
+            .filter(|d| d["anonymity"].is_string())
+            .count();
+        (graded == 5).then_some(())
+    };
     wait::until(
-        "the elite proxies to be judged",
+        &format!("all five proxies to be judged through {judge}"),
         Duration::from_secs(20),
-        || async { (by_level("elite").await? == elite).then_some(()) },
+        graded,
     )
     .await;
-    assert_eq!(
-        by_level("anonymous").await.unwrap(),
-        [farm.proxies[1].url()]
-    );
+    let mut elite = vec![farm.proxies[2].url(), farm.proxies[3].url()];
+    elite.sort();
+    let mut anonymous = vec![farm.proxies[1].url(), farm.proxies[4].url()];
+    anonymous.sort();
+    assert_eq!(by_level("elite").await.unwrap(), elite, "{judge}");
+    assert_eq!(by_level("anonymous").await.unwrap(), anonymous, "{judge}");
     assert_eq!(
         by_level("transparent").await.unwrap(),
-        [farm.proxies[0].url()]
+        [farm.proxies[0].url()],
+        "{judge}"
     );
-    let (_, body) = app.get_json("/api/proxy/alive?count=10&detail=true").await;
-    let levels: Vec<&str> = body["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["anonymity"].as_str())
-        .collect();
-    assert_eq!(levels.len(), 4, "{body}");
     app.stop().await;
+    farm.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

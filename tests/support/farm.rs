@@ -323,6 +323,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// * `/ok` → 200 with [`ORIGIN_BODY`]
 /// * `/judge` → 200 whose body lists every request header received, one per
 ///   line as `Name: value` (names exactly as received)
+/// * `/judge.json` → the same as httpbin's `/get` does it:
+///   `{"headers":{"Name":"value",...},"origin":"<peer address>"}`
+/// * `/judge.php` → as PHP judges (azenv) do it: `HTTP_NAME = value` lines and
+///   `REMOTE_ADDR = <peer address>`
 /// * `/status/NNN` → status NNN with an empty body
 /// * anything else → 404
 pub struct Origin {
@@ -373,6 +377,10 @@ async fn serve_origin(mut stream: TcpStream, hits: Arc<AtomicUsize>) {
     let Some((req, _)) = read_request(&mut stream).await else {
         return;
     };
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     hits.fetch_add(1, Ordering::SeqCst);
     let path = origin_form(&req.target);
     let path = path.split('?').next().unwrap_or(path);
@@ -382,6 +390,23 @@ async fn serve_origin(mut stream: TcpStream, hits: Arc<AtomicUsize>) {
             let mut body = String::new();
             for (name, value) in &req.headers {
                 body.push_str(&format!("{name}: {value}\n"));
+            }
+            (200, body.into_bytes())
+        }
+        "/judge.json" => {
+            let headers: serde_json::Map<String, serde_json::Value> = req
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let body = serde_json::json!({"args": {}, "headers": headers, "origin": peer});
+            (200, body.to_string().into_bytes())
+        }
+        "/judge.php" => {
+            let mut body = format!("REMOTE_ADDR = {peer}\nREQUEST_METHOD = {}\n", req.method);
+            for (name, value) in &req.headers {
+                let name = name.to_ascii_uppercase().replace('-', "_");
+                body.push_str(&format!("HTTP_{name} = {value}\n"));
             }
             (200, body.into_bytes())
         }
@@ -457,6 +482,9 @@ pub enum Anonymity {
     Anonymous,
     /// Adds nothing.
     Elite,
+    /// Adds `Via` and an `X-Forwarded-For` that does not hold the client's address
+    /// (`unknown, 10.20.30.40`): anonymous, not transparent.
+    ForwardsOther,
 }
 
 const APPLIED_UNKNOWN: u8 = u8::MAX;
@@ -896,6 +924,10 @@ async fn forward(shared: &ProxyShared, mut client: TcpStream) {
             head.push_str(&format!("Via: {VIA}\r\n"));
         }
         Anonymity::Anonymous => head.push_str(&format!("Via: {VIA}\r\n")),
+        Anonymity::ForwardsOther => {
+            head.push_str("X-Forwarded-For: unknown, 10.20.30.40\r\n");
+            head.push_str(&format!("Via: {VIA}\r\n"));
+        }
         Anonymity::Elite => {}
     }
     head.push_str("Connection: close\r\n\r\n");
