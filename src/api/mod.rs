@@ -145,6 +145,18 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             // Bodies read as bytes (optional JSON bodies) have the same limit; actix's 413 for
             // them is rewritten into the error JSON by `json_errors`.
             .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
+            .wrap_fn(|req, srv| {
+                let call = match auth::admin_gate(&req) {
+                    Ok(()) => Ok(actix_web::dev::Service::call(srv, req)),
+                    Err(e) => Err(req.error_response(e)),
+                };
+                async move {
+                    match call {
+                        Ok(fut) => Ok(fut.await?.map_into_boxed_body()),
+                        Err(refused) => Ok(refused),
+                    }
+                }
+            })
             .wrap(ErrorHandlers::new().default_handler(error::json_errors))
             .configure(serving::routes)
             .configure(status::routes)

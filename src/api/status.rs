@@ -11,6 +11,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/health", web::get().to(live))
         .route("/stats", web::get().to(stats))
         .route("/api/ultra/stats", web::get().to(ultra_stats))
+        .route("/api/ultra/demo", web::get().to(ultra_demo))
         .route("/api/resurrection/stats", web::get().to(resurrection_stats))
         .route("/api/health/comprehensive", web::get().to(comprehensive));
 }
@@ -74,6 +75,65 @@ async fn ultra_stats(shared: web::Data<Shared>) -> HttpResponse {
         "published_at": rfc3339(snap.published_at),
         "last_source_update": rfc3339_opt(snap.last_source_update),
     }))
+}
+
+/// How many proxies of each tier `/api/ultra/demo` shows without `count`.
+const DEMO_COUNT: usize = 5;
+
+/// `GET /api/ultra/demo?count=N`: the fastest N proxies of each serving tier and the N most
+/// recently working dead ones, with their timings (public URLs: this is a status page).
+async fn ultra_demo(
+    shared: web::Data<Shared>,
+    q: web::Query<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, super::error::ApiError> {
+    use crate::domain::lifecycle::Tier;
+    let max = shared.config.server.max_count;
+    let count = crate::domain::selection::parse_count(
+        q.get("count").map(String::as_str),
+        DEMO_COUNT,
+        max,
+        "count",
+    )
+    .map_err(super::error::ApiError::BadRequest)?;
+    let snap = shared.snapshot();
+    let entry = |s: &crate::domain::selection::Served| {
+        json!({
+            "url": s.url,
+            "tier": s.tier.as_str(),
+            "protocol": s.protocol.as_str(),
+            "latency_ms": s.latency_ms,
+            "success_rate": (s.success_rate * 1000.0).round() / 1000.0,
+            "anonymity": s.anonymity.map(crate::domain::proxy::Anonymity::as_str),
+            "country": s.country,
+            "kind": s.kind,
+            "last_checked_at": rfc3339_opt(s.last_checked_at),
+            "last_ok_at": rfc3339_opt(s.last_ok_at),
+        })
+    };
+    let serving = |tier: Tier, total: usize| {
+        let sample: Vec<_> = snap
+            .serving
+            .iter()
+            .filter(|s| s.tier == tier)
+            .take(count)
+            .map(entry)
+            .collect();
+        json!({"count": total, "sample": sample})
+    };
+    let c = snap.counts;
+    Ok(HttpResponse::Ok().json(json!({
+        "count": count,
+        "tiers": {
+            "primary": serving(Tier::Primary, c.primary),
+            "standby": serving(Tier::Standby, c.standby),
+            "emergency": serving(Tier::Emergency, c.emergency),
+            "dead": {
+                "count": c.dead,
+                "sample": snap.fill.iter().take(count).map(entry).collect::<Vec<_>>(),
+            },
+        },
+        "published_at": rfc3339(snap.published_at),
+    })))
 }
 
 async fn resurrection_stats(shared: web::Data<Shared>) -> HttpResponse {
@@ -155,11 +215,14 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
     } else {
         "degraded"
     };
+    let tiers = tiers_json(&shared, &snap);
     let body = json!({
         "status": status,
         "problems": problems,
         "actors": actors,
-        "pool": tiers_json(&shared, &snap),
+        // `pool` is the old name of `tiers`, kept for one release.
+        "pool": tiers.clone(),
+        "tiers": tiers,
         "store": store,
         "sources": sources,
         "monitors": {

@@ -7,6 +7,7 @@ mod support;
 mod alerts;
 mod chaos;
 mod cli;
+mod contract;
 mod crash_safety;
 mod farm_selftest;
 mod feedback;
