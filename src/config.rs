@@ -272,18 +272,31 @@ impl Default for AllocationConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// A `[[managed_proxies]]` table, also the body of `POST /api/admin/proxies`.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManagedProxyConfig {
+    /// 1 to 64 characters, no `/` or control characters.
+    #[schema(example = "paid-1")]
     pub name: String,
+    /// `http|https|socks4|socks5://[user:pass@]host:port`.
+    #[schema(example = "http://user:secret@203.0.113.10:3128")]
     pub url: String,
+    /// `free`, `vps`, `datacenter` (default) or `residential`.
     #[serde(default = "default_managed_kind")]
+    #[schema(default = "datacenter")]
     pub kind: String,
+    /// Money per GB of traffic (>= 0, default 0).
     #[serde(default)]
+    #[schema(minimum = 0.0)]
     pub cost_per_gb: f64,
+    /// Lower first (default 100); proxies from sources have 1000.
     #[serde(default = "default_managed_priority")]
+    #[schema(default = 100)]
     pub priority: i32,
+    /// Leases it may hold at once (default `allocation.max_leases_per_proxy`).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_leases: Option<u32>,
 }
 
@@ -294,7 +307,8 @@ fn default_managed_priority() -> i32 {
     100
 }
 
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+/// A `[[monitors]]` table, also the body of `POST /api/admin/monitors`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorConfig {
     pub name: String,
@@ -330,7 +344,8 @@ fn default_degradation_threshold() -> u32 {
     3
 }
 
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+/// `[monitors.recovery]`: what is done when the service is down.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecoveryConfig {
     pub action: String,

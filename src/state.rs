@@ -54,7 +54,7 @@ impl Shared {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActorState {
     Running,
@@ -62,7 +62,7 @@ pub enum ActorState {
     Failed,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ActorStatus {
     pub name: &'static str,
     pub status: ActorState,
@@ -73,10 +73,11 @@ pub struct ActorStatus {
     pub hangs: u32,
     /// Unix ms of the last heartbeat, for the Supervisor.
     #[serde(skip)]
+    #[schema(ignore)]
     pub last_beat_ms: Option<i64>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct SourceStatus {
     pub name: String,
     pub kind: String,
@@ -91,7 +92,7 @@ pub struct SourceStatus {
     pub skipped: usize,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct StoreStatus {
     pub backend: &'static str,
     /// `ok` or `degraded` (the last write failed and is being retried).
@@ -108,7 +109,7 @@ pub struct StoreStatus {
 }
 
 /// An alert channel's health: `ok` until an attempt fails, `failing` until one succeeds.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelStatus {
     pub state: &'static str,
     /// Redacted: never a token or password.

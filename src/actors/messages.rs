@@ -171,7 +171,7 @@ pub enum ChangeError {
 pub struct CheckManaged;
 
 /// One managed proxy's check, as `POST /api/v1/proxy/health-check` reports it.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ManagedCheck {
     pub name: String,
     pub url: String,

@@ -25,7 +25,7 @@ struct Entry {
 }
 
 /// What `GET /api/resurrection/stats` shows.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct ResurrectionStats {
     /// Dead proxies by death number ("1": waiting for their first re-check, ...).
     pub dead_by_death: BTreeMap<u32, usize>,

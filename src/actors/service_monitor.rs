@@ -24,7 +24,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 const MAX_BODY: usize = 64 * 1024;
 
 /// Where a monitor is defined.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     #[default]

@@ -1,28 +1,57 @@
 //! Admin endpoints (bearer admin token): fetch a source now, and fault injection.
 
+use super::error::refusals::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::error::ApiError;
 use crate::actors::messages::{Control, FetchNow};
 use crate::actors::supervisor::RestartChild;
 use crate::state::Shared;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/api/admin/sources/{name}/fetch",
-        web::post().to(fetch_source),
-    )
-    .route(
-        "/api/admin/actors/{name}/crash",
-        web::post().to(crash_actor),
-    )
-    .route(
-        "/api/admin/actors/{name}/restart",
-        web::post().to(restart_actor),
-    )
-    .route("/api/force/accept", web::post().to(force_accept));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(fetch_source)
+        .service(crash_actor)
+        .service(restart_actor)
+        .service(force_accept);
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Fetching {
+    source: String,
+    fetching: bool,
+}
+
+/// An actor's answer to a control.
+#[derive(Serialize, ToSchema)]
+pub struct ActorControlled {
+    actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crashing: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restarting: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    stopped: bool,
+    /// Checks dropped from the queue.
+    cancelled: usize,
+    /// Unchecked proxies that wait for the next list.
+    deferred: usize,
+    /// Serving proxies in the snapshot published now.
+    serving: usize,
+}
+
+/// Fetches that source's list now.
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "A `[[sources]]` name")),
+    responses((status = 202, body = Fetching), Unauthorized, NotFound, Unavailable),
+    security(("admin_token" = [])),
+)]
+#[post("/api/admin/sources/{name}/fetch")]
 async fn fetch_source(
     shared: web::Data<Shared>,
     name: web::Path<String>,
@@ -34,7 +63,10 @@ async fn fetch_source(
     )
     .await?;
     if fetching {
-        Ok(HttpResponse::Accepted().json(json!({"source": *name, "fetching": true})))
+        Ok(HttpResponse::Accepted().json(Fetching {
+            source: name.into_inner(),
+            fetching: true,
+        }))
     } else {
         Err(ApiError::NotFound(format!(
             "no source named `{}`",
@@ -48,17 +80,38 @@ fn clip(name: &str) -> String {
 }
 
 /// Unknown parameters are ignored, as on every endpoint.
-#[derive(serde::Deserialize)]
-struct CrashQuery {
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CrashQuery {
     /// `panic` (default, in a handler), `timer` (in a timer), `hang`, or `check` (the
     /// ValidatorPool's next check panics).
+    #[param(value_type = Option<CrashMode>)]
     mode: Option<String>,
     /// How long a hang lasts (default 60 s, at most 600 s).
+    #[param(exclusive_minimum = 0.0, maximum = 600.0)]
     secs: Option<f64>,
 }
 
+/// How an actor is made to fail.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CrashMode {
+    Panic,
+    Timer,
+    Hang,
+    Check,
+}
+
 /// Makes an actor panic, or hang with `?mode=hang&secs=N` (only with
-/// `supervision.fault_injection = true`; 404 otherwise).
+/// `supervision.fault_injection = true`; 404 otherwise, whatever the query).
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "An actor's name"), CrashQuery),
+    responses((status = 202, body = ActorControlled), BadRequest, Unauthorized, NotFound),
+    security(("admin_token" = [])),
+)]
+#[post("/api/admin/actors/{name}/crash")]
 async fn crash_actor(
     req: HttpRequest,
     shared: web::Data<Shared>,
@@ -92,7 +145,11 @@ async fn crash_actor(
         }
     };
     if shared.registry.control(&name, msg) {
-        Ok(HttpResponse::Accepted().json(json!({"actor": *name, "crashing": true})))
+        Ok(HttpResponse::Accepted().json(ActorControlled {
+            actor: name.into_inner(),
+            crashing: Some(true),
+            restarting: None,
+        }))
     } else {
         Err(ApiError::NotFound(format!(
             "no running actor named `{}`",
@@ -101,8 +158,15 @@ async fn crash_actor(
     }
 }
 
-/// `POST /api/admin/actors/{name}/restart`: the actor stops and the Supervisor starts it anew
-/// at once, its state reloaded from the store (not counted as a crash).
+/// The actor stops and the Supervisor starts it anew at once, its state reloaded from the store
+/// (not counted as a crash).
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "An actor's name")),
+    responses((status = 202, body = ActorControlled), Unauthorized, NotFound, Unavailable),
+    security(("admin_token" = [])),
+)]
+#[post("/api/admin/actors/{name}/restart")]
 async fn restart_actor(
     shared: web::Data<Shared>,
     name: web::Path<String>,
@@ -116,7 +180,11 @@ async fn restart_actor(
         .await
         .map_err(|_| ApiError::Unavailable("the supervisor is not running".into()))?;
     if known {
-        Ok(HttpResponse::Accepted().json(json!({"actor": *name, "restarting": true})))
+        Ok(HttpResponse::Accepted().json(ActorControlled {
+            actor: name.into_inner(),
+            crashing: None,
+            restarting: Some(true),
+        }))
     } else {
         Err(ApiError::NotFound(format!(
             "no actor named `{}`",
@@ -125,7 +193,13 @@ async fn restart_actor(
     }
 }
 
-/// `POST /api/force/accept`: stop the current validation round and publish what it has.
+/// Stops the current validation round and publishes what it has so far.
+#[utoipa::path(
+    tag = "admin",
+    responses((status = 200, body = Accepted), Unauthorized, Unavailable),
+    security(("admin_token" = [])),
+)]
+#[post("/api/force/accept")]
 async fn force_accept(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
     let answer = super::ask(
         shared.registry.balancer(),
@@ -133,10 +207,10 @@ async fn force_accept(shared: web::Data<Shared>) -> Result<HttpResponse, ApiErro
         crate::actors::messages::ForceAccept,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "stopped": true,
-        "cancelled": answer.cancelled,
-        "deferred": answer.deferred,
-        "serving": answer.serving,
-    })))
+    Ok(HttpResponse::Ok().json(Accepted {
+        stopped: true,
+        cancelled: answer.cancelled,
+        deferred: answer.deferred,
+        serving: answer.serving,
+    }))
 }

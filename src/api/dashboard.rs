@@ -3,7 +3,7 @@
 //! the emergency controls need the admin token, typed into the page and kept in the tab's
 //! `sessionStorage`. The page inserts API data as text only, never as HTML.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, HttpResponse};
 
 pub const PAGE: &str = include_str!("dashboard.html");
 
@@ -12,10 +12,17 @@ const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'un
                    connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
                    frame-ancestors 'none'";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(page));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(page);
 }
 
+/// The dashboard: one self-contained HTML page.
+#[utoipa::path(
+    tag = "status",
+    responses((status = 200, description = "The page", body = String,
+               content_type = "text/html; charset=utf-8")),
+)]
+#[get("/")]
 async fn page() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

@@ -2,7 +2,83 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+
+/// The error JSON every refusal answers: `{"error":{"code":"...","message":"..."}}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: String) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+            },
+        }
+    }
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`,
+    /// `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `unavailable`, ...
+    #[schema(example = "bad_request")]
+    pub code: String,
+    /// What was wrong, for people; it never repeats a secret.
+    pub message: String,
+}
+
+/// The refusals an operation may answer, one type per status, listed in each operation's
+/// `responses(...)` (see [`crate::api::openapi`]).
+pub mod refusals {
+    // Types for the document only: they are never built.
+    #![allow(dead_code)]
+    use super::ErrorBody;
+
+    /// A parameter or the body is malformed or out of range (the message names it).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 400)]
+    pub struct BadRequest(#[to_schema] ErrorBody);
+
+    /// A valid bearer token is required (`WWW-Authenticate: Bearer`).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 401)]
+    pub struct Unauthorized(#[to_schema] ErrorBody);
+
+    /// Nothing of that name (or id).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 404)]
+    pub struct NotFound(#[to_schema] ErrorBody);
+
+    /// The path exists, the method does not (`Allow` lists those that do).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 405)]
+    pub struct MethodNotAllowed(#[to_schema] ErrorBody);
+
+    /// It exists already, or belongs to the config file.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 409)]
+    pub struct Conflict(#[to_schema] ErrorBody);
+
+    /// The body is larger than 64 KiB.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 413)]
+    pub struct PayloadTooLarge(#[to_schema] ErrorBody);
+
+    /// The body is compressed (`Content-Encoding`), or not JSON where JSON is taken.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 415)]
+    pub struct UnsupportedMediaType(#[to_schema] ErrorBody);
+
+    /// The actor that answers is restarting, the store is away, or the service is stopping:
+    /// try again.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 503)]
+    pub struct Unavailable(#[to_schema] ErrorBody);
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -58,7 +134,7 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Unauthorized) {
             r.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        r.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+        r.json(ErrorBody::new(self.code(), self.to_string()))
     }
 }
 
@@ -128,7 +204,8 @@ where
                 .unwrap_or("the request was refused")
                 .to_string()
         });
-        let body = json!({"error": {"code": code_of(status), "message": message}}).to_string();
+        let body =
+            serde_json::to_string(&ErrorBody::new(code_of(status), message)).unwrap_or_default();
         head.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         head.headers_mut()

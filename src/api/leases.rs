@@ -2,33 +2,49 @@
 //! `GET /api/allocation`.
 
 use super::auth::require_client;
+use super::error::refusals::{
+    BadRequest, NotFound, PayloadTooLarge, Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use super::error::ApiError;
+use super::serving::StrategyName;
 use crate::actors::messages::{Allocate, Release, Renew};
 use crate::clock::rfc3339;
 use crate::domain::leases::Lease;
 use crate::domain::selection::Strategy;
 use crate::state::Shared;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/leases", web::post().to(take))
-        .route("/api/leases/{id}/renew", web::post().to(renew))
-        .route("/api/leases/{id}", web::delete().to(release))
-        .route("/api/allocation", web::get().to(allocation));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(take)
+        .service(renew)
+        .service(release)
+        .service(allocation);
 }
 
 /// The longest lease: a day.
 const MAX_TTL_SECS: f64 = 86_400.0;
 
-#[derive(Deserialize)]
+/// A lease request.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TakeBody {
+pub struct TakeBody {
+    /// Proxies wanted (default 1), 1 to `server.max_count`.
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 10000, default = 1)]
     count: u64,
+    /// Seconds the lease lives (default `allocation.default_lease_ttl_secs`), above 0 and at
+    /// most 86400.
+    #[schema(exclusive_minimum = 0.0, maximum = 86400.0)]
     ttl_secs: Option<f64>,
+    /// Order the proxies are taken in (default `least_loaded`).
+    #[schema(value_type = Option<StrategyName>)]
     strategy: Option<String>,
+    /// A sticky key: the same proxies while they live.
+    #[schema(min_length = 1, max_length = 256)]
     session: Option<String>,
 }
 
@@ -36,9 +52,12 @@ fn one() -> u64 {
     1
 }
 
-#[derive(Deserialize, Default)]
+/// An optional renewal body.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RenewBody {
+pub struct RenewBody {
+    /// New lifetime from now (default `allocation.default_lease_ttl_secs`).
+    #[schema(exclusive_minimum = 0.0, maximum = 86400.0)]
     ttl_secs: Option<f64>,
 }
 
@@ -63,25 +82,52 @@ where
 }
 
 /// A lease as its holder sees it: managed proxies with their credentials.
-fn lease_json(l: &Lease, requested: Option<usize>, shared: &Shared) -> serde_json::Value {
-    let snap = shared.snapshot();
-    let proxies: Vec<&str> = l.proxies.iter().map(|p| snap.client_url(p)).collect();
-    let mut v = json!({
-        "lease_id": l.id,
-        "proxies": proxies,
-        "allocated": l.proxies.len(),
-        "expires_at": rfc3339(l.expires_at),
-    });
-    if let Some(n) = requested {
-        v["requested"] = n.into();
-        v["shortfall"] = n.saturating_sub(l.proxies.len()).into();
-    }
-    if let Some(s) = &l.session {
-        v["session"] = s.as_str().into();
-    }
-    v
+#[derive(Serialize, ToSchema)]
+pub struct LeaseAnswer {
+    lease_id: String,
+    proxies: Vec<String>,
+    allocated: usize,
+    /// Asked for (on creation only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested: Option<usize>,
+    /// `requested - allocated` (on creation only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shortfall: Option<usize>,
+    /// RFC 3339.
+    expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<String>,
 }
 
+fn lease_answer(l: &Lease, requested: Option<usize>, shared: &Shared) -> LeaseAnswer {
+    let snap = shared.snapshot();
+    LeaseAnswer {
+        lease_id: l.id.clone(),
+        proxies: l
+            .proxies
+            .iter()
+            .map(|p| snap.client_url(p).to_string())
+            .collect(),
+        allocated: l.proxies.len(),
+        requested,
+        shortfall: requested.map(|n| n.saturating_sub(l.proxies.len())),
+        expires_at: rfc3339(l.expires_at),
+        session: l.session.clone(),
+    }
+}
+
+/// Takes up to `count` proxies for `ttl_secs`, least loaded first, never over a proxy's
+/// capacity; `shortfall` says how many could not be had.
+#[utoipa::path(
+    tag = "leases",
+    request_body = TakeBody,
+    responses(
+        (status = 201, description = "The lease (stored before this answer)", body = LeaseAnswer),
+        BadRequest, Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unavailable,
+    ),
+    security((), ("client_token" = [])),
+)]
+#[post("/api/leases")]
 async fn take(
     req: HttpRequest,
     shared: web::Data<Shared>,
@@ -122,9 +168,21 @@ async fn take(
     let lease = allocator(&shared, msg)
         .await?
         .map_err(ApiError::Unavailable)?;
-    Ok(HttpResponse::Created().json(lease_json(&lease, Some(count), &shared)))
+    Ok(HttpResponse::Created().json(lease_answer(&lease, Some(count), &shared)))
 }
 
+/// Extends a live lease (the body is optional).
+#[utoipa::path(
+    tag = "leases",
+    params(("id" = String, Path, description = "The lease's id")),
+    request_body(content = Option<RenewBody>, description = "Optional"),
+    responses(
+        (status = 200, description = "The renewed lease", body = LeaseAnswer),
+        BadRequest, Unauthorized, NotFound, PayloadTooLarge, UnsupportedMediaType, Unavailable,
+    ),
+    security((), ("client_token" = [])),
+)]
+#[post("/api/leases/{id}/renew")]
 async fn renew(
     req: HttpRequest,
     shared: web::Data<Shared>,
@@ -141,12 +199,23 @@ async fn renew(
         ttl_ms: ttl_ms(ttl, &shared)?,
     };
     match allocator(&shared, msg).await? {
-        Ok(Some(lease)) => Ok(HttpResponse::Ok().json(lease_json(&lease, None, &shared))),
+        Ok(Some(lease)) => Ok(HttpResponse::Ok().json(lease_answer(&lease, None, &shared))),
         Ok(None) => Err(ApiError::NotFound("no such live lease".into())),
         Err(e) => Err(ApiError::Unavailable(e)),
     }
 }
 
+/// Ends a lease: its slots are free at once.
+#[utoipa::path(
+    tag = "leases",
+    params(("id" = String, Path, description = "The lease's id")),
+    responses(
+        (status = 204, description = "Released"),
+        Unauthorized, NotFound, Unavailable,
+    ),
+    security((), ("client_token" = [])),
+)]
+#[delete("/api/leases/{id}")]
 async fn release(
     req: HttpRequest,
     shared: web::Data<Shared>,
@@ -163,31 +232,68 @@ async fn release(
     }
 }
 
+/// Leases held on one proxy.
+#[derive(Serialize, ToSchema)]
+pub struct Slots {
+    current: u32,
+    max: u32,
+    /// `false` for a proxy that left the serving tiers while leased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serving: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Allocation {
+    /// Live leases.
+    leases: usize,
+    /// Slots held over all proxies.
+    current_leases: u64,
+    total_capacity: u64,
+    available_capacity: u64,
+    /// Public URL → slots.
+    proxies: BTreeMap<String, Slots>,
+}
+
 /// Totals over the serving proxies, and `current/max` per proxy (serving or still leased).
+#[utoipa::path(
+    tag = "leases",
+    responses((status = 200, body = Allocation), Unauthorized),
+    security((), ("client_token" = [])),
+)]
+#[get("/api/allocation")]
 async fn allocation(req: HttpRequest, shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
     require_client(&req, &shared)?;
     let snap = shared.snapshot();
     let loads = shared.loads.load_full();
     let max = shared.config.allocation.max_leases_per_proxy;
-    let mut proxies = serde_json::Map::new();
+    let mut proxies = BTreeMap::new();
     let (mut used, mut capacity) = (0u64, 0u64);
     for s in &snap.serving {
         let max = s.max_leases.unwrap_or(max);
         let current = loads.per_proxy.get(&s.url).copied().unwrap_or(0);
         used += current.min(max) as u64;
         capacity += max as u64;
-        proxies.insert(s.url.clone(), json!({"current": current, "max": max}));
+        proxies.insert(
+            s.url.clone(),
+            Slots {
+                current,
+                max,
+                serving: None,
+            },
+        );
     }
-    for (url, current) in &loads.per_proxy {
-        proxies
-            .entry(url.clone())
-            .or_insert_with(|| json!({"current": current, "max": max, "serving": false}));
+    for (url, &current) in &loads.per_proxy {
+        proxies.entry(url.clone()).or_insert(Slots {
+            current,
+            max,
+            serving: Some(false),
+        });
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "leases": loads.leases,
-        "current_leases": loads.per_proxy.values().map(|&n| n as u64).sum::<u64>(),
-        "total_capacity": capacity,
-        "available_capacity": capacity - used,
-        "proxies": proxies,
-    })))
+    Ok(HttpResponse::Ok().json(Allocation {
+        leases: loads.leases,
+        current_leases: loads.per_proxy.values().map(|&n| n as u64).sum::<u64>(),
+        total_capacity: capacity,
+        available_capacity: capacity - used,
+        proxies,
+    }))
 }

@@ -2,8 +2,13 @@
 //! `POST|PATCH|DELETE /api/admin/proxies`. Answers show a proxy's public URL and whether it
 //! has credentials, never the credentials themselves.
 
+use super::error::refusals::{
+    BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use super::error::ApiError;
 use super::naming::{named, target_name, NameQuery};
+use super::serving::TierName;
 use crate::actors::messages::{CheckManaged, ManagedChange};
 use crate::clock::rfc3339_opt;
 use crate::config::ManagedProxyConfig;
@@ -11,56 +16,121 @@ use crate::domain::lifecycle::Rules;
 use crate::domain::managed::{self, ManagedProxy, Patch, Status};
 use crate::snapshot::ManagedView;
 use crate::state::Shared;
-use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/proxy/status", web::get().to(status))
-        .route("/api/v1/proxy/health-check", web::post().to(health_check))
-        .route("/api/admin/proxies", web::post().to(create))
-        .route("/api/admin/proxies", web::patch().to(patch))
-        .route("/api/admin/proxies/{name}", web::patch().to(patch))
-        .route("/api/admin/proxies", web::delete().to(delete))
-        .route("/api/admin/proxies/{name}", web::delete().to(delete));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(status)
+        .service(health_check)
+        .service(create)
+        .service(patch_by_body)
+        .service(patch_named)
+        .service(delete_by_body)
+        .service(delete_named);
+}
+
+/// A managed proxy's health.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ManagedStatusName {
+    Healthy,
+    Degraded,
+    Down,
+    Blocked,
+    Unknown,
+}
+
+/// One managed proxy as status answers show it: never its credentials.
+#[derive(Serialize, ToSchema)]
+pub struct ManagedProxyView {
+    name: String,
+    /// The public URL (no credentials).
+    url: String,
+    /// Whether it has credentials.
+    credentials: bool,
+    kind: String,
+    cost_per_gb: f64,
+    priority: i32,
+    max_leases: u32,
+    /// Leases held now.
+    leases: u32,
+    #[schema(value_type = ManagedStatusName)]
+    status: &'static str,
+    #[schema(value_type = TierName)]
+    tier: &'static str,
+    uptime_percent: Option<f64>,
+    avg_latency_ms: Option<u64>,
+    latency_ms: Option<u32>,
+    /// Checks (and client reports) counted, and those that failed.
+    requests: u64,
+    failures: u64,
+    consecutive_failures: u32,
+    /// The HTTP status of the last check through it.
+    last_status: Option<u16>,
+    last_checked_at: Option<String>,
+    last_ok_at: Option<String>,
 }
 
 /// One managed proxy as status answers show it.
-fn view_json(v: &ManagedView, rules: &Rules, max_leases: u32, leases: u32) -> Value {
+fn view_json(v: &ManagedView, rules: &Rules, max_leases: u32, leases: u32) -> ManagedProxyView {
     let h = &v.health;
-    json!({
-        "name": v.name,
-        "url": v.url,
-        "credentials": v.has_credentials,
-        "kind": v.kind,
-        "cost_per_gb": v.cost_per_gb,
-        "priority": v.priority,
-        "max_leases": v.max_leases.unwrap_or(max_leases),
-        "leases": leases,
-        "status": managed::status(h, rules).as_str(),
-        "tier": h.tier.as_str(),
-        "uptime_percent": managed::uptime_percent(h),
-        "avg_latency_ms": managed::average_latency_ms(h),
-        "latency_ms": h.latency_ms,
-        "requests": h.checks_total,
-        "failures": h.checks_total - h.checks_ok,
-        "consecutive_failures": h.consecutive_failures,
-        "last_status": h.last_status,
-        "last_checked_at": rfc3339_opt(h.last_checked_at),
-        "last_ok_at": rfc3339_opt(h.last_ok_at),
-    })
+    ManagedProxyView {
+        name: v.name.clone(),
+        url: v.url.clone(),
+        credentials: v.has_credentials,
+        kind: v.kind.clone(),
+        cost_per_gb: v.cost_per_gb,
+        priority: v.priority,
+        max_leases: v.max_leases.unwrap_or(max_leases),
+        leases,
+        status: managed::status(h, rules).as_str(),
+        tier: h.tier.as_str(),
+        uptime_percent: managed::uptime_percent(h),
+        avg_latency_ms: managed::average_latency_ms(h),
+        latency_ms: h.latency_ms,
+        requests: h.checks_total,
+        failures: h.checks_total - h.checks_ok,
+        consecutive_failures: h.consecutive_failures,
+        last_status: h.last_status,
+        last_checked_at: rfc3339_opt(h.last_checked_at),
+        last_ok_at: rfc3339_opt(h.last_ok_at),
+    }
 }
 
-fn one_json(v: &ManagedView, shared: &Shared) -> Value {
+fn one_json(v: &ManagedView, shared: &Shared) -> ManagedProxyView {
     let loads = shared.loads.load_full();
     let current = loads.per_proxy.get(&v.url).copied().unwrap_or(0);
     let c = &shared.config;
     view_json(v, &c.rules(), c.allocation.max_leases_per_proxy, current)
 }
 
-/// `GET /api/v1/proxy/status`: a summary by status, the proxy `strategy=cheapest` prefers now,
-/// and every managed proxy, by name.
+#[derive(Serialize, ToSchema)]
+pub struct ManagedSummary {
+    total: usize,
+    healthy: usize,
+    degraded: usize,
+    down: usize,
+    blocked: usize,
+    unknown: usize,
+    /// The managed proxy `strategy=cheapest` prefers now.
+    preferred: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ManagedStatusAnswer {
+    summary: ManagedSummary,
+    /// By name.
+    proxies: Vec<ManagedProxyView>,
+}
+
+/// A summary by status, the proxy `strategy=cheapest` prefers now, and every managed proxy, by
+/// name.
+#[utoipa::path(tag = "status", responses((status = 200, body = ManagedStatusAnswer)))]
+#[get("/api/v1/proxy/status")]
 async fn status(shared: web::Data<Shared>) -> HttpResponse {
     let snap = shared.snapshot();
     let loads = shared.loads.load_full();
@@ -87,32 +157,58 @@ async fn status(shared: web::Data<Shared>) -> HttpResponse {
     let preferred = snap
         .cheapest_iter()
         .find_map(|s| snap.managed.iter().find(|m| m.url == s.url))
-        .map(|m| m.name.as_str());
-    HttpResponse::Ok().json(json!({
-        "summary": {
-            "total": snap.managed.len(),
-            "healthy": summary["healthy"],
-            "degraded": summary["degraded"],
-            "down": summary["down"],
-            "blocked": summary["blocked"],
-            "unknown": summary["unknown"],
-            "preferred": preferred,
+        .map(|m| m.name.clone());
+    HttpResponse::Ok().json(ManagedStatusAnswer {
+        summary: ManagedSummary {
+            total: snap.managed.len(),
+            healthy: summary["healthy"],
+            degraded: summary["degraded"],
+            down: summary["down"],
+            blocked: summary["blocked"],
+            unknown: summary["unknown"],
+            preferred,
         },
-        "proxies": proxies,
-    }))
+        proxies,
+    })
 }
 
-/// `POST /api/v1/proxy/health-check` (admin): checks every managed proxy now; the results
-/// count as checks.
+#[derive(Serialize, ToSchema)]
+pub struct HealthCheckAnswer {
+    checked: usize,
+    ok: usize,
+    failed: usize,
+    results: Vec<crate::actors::messages::ManagedCheck>,
+}
+
+/// Checks every managed proxy now (the results count as checks).
+#[utoipa::path(
+    tag = "admin",
+    responses((status = 200, body = HealthCheckAnswer), Unauthorized, Unavailable),
+    security(("admin_token" = [])),
+)]
+#[post("/api/v1/proxy/health-check")]
 async fn health_check(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
     let results = super::ask(shared.registry.balancer(), "the pool", CheckManaged).await?;
     let ok = results.iter().filter(|r| r.ok).count();
-    Ok(HttpResponse::Ok().json(json!({
-        "checked": results.len(),
-        "ok": ok,
-        "failed": results.len() - ok,
-        "results": results,
-    })))
+    Ok(HttpResponse::Ok().json(HealthCheckAnswer {
+        checked: results.len(),
+        ok,
+        failed: results.len() - ok,
+        results,
+    }))
+}
+
+/// A managed proxy after a change.
+#[derive(Serialize, ToSchema)]
+pub struct ManagedAnswer {
+    proxy: ManagedProxyView,
+}
+
+/// What a delete removed.
+#[derive(Serialize, ToSchema)]
+pub struct ManagedDeleted {
+    deleted: String,
+    url: String,
 }
 
 async fn change(shared: &Shared, change: ManagedChange) -> Result<ManagedView, ApiError> {
@@ -121,7 +217,18 @@ async fn change(shared: &Shared, change: ManagedChange) -> Result<ManagedView, A
         .map_err(ApiError::from)
 }
 
-/// `POST /api/admin/proxies`: the body has the fields (and defaults) of `[[managed_proxies]]`.
+/// Adds a managed proxy (stored before this answer): the body has the fields and defaults of
+/// `[[managed_proxies]]`.
+#[utoipa::path(
+    tag = "admin",
+    request_body = ManagedProxyConfig,
+    responses(
+        (status = 201, body = ManagedAnswer),
+        BadRequest, Unauthorized, Conflict, PayloadTooLarge, UnsupportedMediaType, Unavailable,
+    ),
+    security(("admin_token" = [])),
+)]
+#[post("/api/admin/proxies")]
 async fn create(
     shared: web::Data<Shared>,
     body: web::Json<ManagedProxyConfig>,
@@ -137,23 +244,72 @@ async fn create(
     )
     .map_err(ApiError::BadRequest)?;
     let view = change(&shared, ManagedChange::Create(def)).await?;
-    Ok(HttpResponse::Created().json(json!({"proxy": one_json(&view, &shared)})))
+    Ok(HttpResponse::Created().json(ManagedAnswer {
+        proxy: one_json(&view, &shared),
+    }))
 }
 
-#[derive(Deserialize, Default)]
+/// A change: each field given replaces the old value (the name names the proxy, it does not
+/// change).
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+pub struct PatchBody {
+    /// The proxy to change, when neither the path nor `?name=` names it.
     name: Option<String>,
     url: Option<String>,
     kind: Option<String>,
+    #[schema(minimum = 0.0)]
     cost_per_gb: Option<f64>,
     priority: Option<i32>,
+    #[schema(minimum = 1)]
     max_leases: Option<u32>,
 }
 
-/// `PATCH /api/admin/proxies[/{name}]`: each field given replaces the old value.
-async fn patch(
+/// Changes a managed proxy named by `?name=` or the body's `name`.
+#[utoipa::path(
+    tag = "admin",
+    params(NameQuery),
+    request_body = PatchBody,
+    responses(
+        (status = 200, body = ManagedAnswer),
+        BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
+        Unavailable,
+    ),
+    security(("admin_token" = [])),
+)]
+#[patch("/api/admin/proxies")]
+async fn patch_by_body(
     shared: web::Data<Shared>,
+    query: web::Query<NameQuery>,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    patch(&shared, None, query, body).await
+}
+
+/// Changes the managed proxy `name`: each field given replaces the old value.
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "The managed proxy's name"), NameQuery),
+    request_body = PatchBody,
+    responses(
+        (status = 200, body = ManagedAnswer),
+        BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
+        Unavailable,
+    ),
+    security(("admin_token" = [])),
+)]
+#[patch("/api/admin/proxies/{name}")]
+async fn patch_named(
+    shared: web::Data<Shared>,
+    path: web::Path<String>,
+    query: web::Query<NameQuery>,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    patch(&shared, Some(path), query, body).await
+}
+
+async fn patch(
+    shared: &Shared,
     path: Option<web::Path<String>>,
     query: web::Query<NameQuery>,
     body: web::Json<PatchBody>,
@@ -177,18 +333,63 @@ async fn patch(
             "nothing to change: give url, kind, cost_per_gb, priority or max_leases".into(),
         ));
     }
-    let view = change(&shared, ManagedChange::Patch { name, patch }).await?;
-    Ok(HttpResponse::Ok().json(json!({"proxy": one_json(&view, &shared)})))
+    let view = change(shared, ManagedChange::Patch { name, patch }).await?;
+    Ok(HttpResponse::Ok().json(ManagedAnswer {
+        proxy: one_json(&view, shared),
+    }))
 }
 
-/// `DELETE /api/admin/proxies[/{name}]`; a body, if any, may name the proxy: `{"name": ...}`.
-async fn delete(
+/// Removes a managed proxy named by `?name=` or an optional JSON body `{"name": ...}`.
+#[utoipa::path(
+    tag = "admin",
+    params(NameQuery),
+    request_body(content = Option<NameQuery>, description = "Optional: `{\"name\": ...}`"),
+    responses(
+        (status = 200, body = ManagedDeleted),
+        BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, Unavailable,
+    ),
+    security(("admin_token" = [])),
+)]
+#[delete("/api/admin/proxies")]
+async fn delete_by_body(
     shared: web::Data<Shared>,
-    path: Option<web::Path<String>>,
     query: web::Query<NameQuery>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let name = named("/api/admin/proxies/{name}", path, query, &body)?;
-    let view = change(&shared, ManagedChange::Delete { name }).await?;
-    Ok(HttpResponse::Ok().json(json!({"deleted": view.name, "url": view.url})))
+    delete(&shared, None, query, &body).await
+}
+
+/// Removes the managed proxy `name` (a config-file one is refused: 409).
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "The managed proxy's name"), NameQuery),
+    request_body(content = Option<NameQuery>, description = "Optional: `{\"name\": ...}`"),
+    responses(
+        (status = 200, body = ManagedDeleted),
+        BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, Unavailable,
+    ),
+    security(("admin_token" = [])),
+)]
+#[delete("/api/admin/proxies/{name}")]
+async fn delete_named(
+    shared: web::Data<Shared>,
+    path: web::Path<String>,
+    query: web::Query<NameQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    delete(&shared, Some(path), query, &body).await
+}
+
+async fn delete(
+    shared: &Shared,
+    path: Option<web::Path<String>>,
+    query: web::Query<NameQuery>,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let name = named("/api/admin/proxies/{name}", path, query, body)?;
+    let view = change(shared, ManagedChange::Delete { name }).await?;
+    Ok(HttpResponse::Ok().json(ManagedDeleted {
+        deleted: view.name,
+        url: view.url,
+    }))
 }

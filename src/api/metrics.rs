@@ -6,13 +6,13 @@
 
 use crate::domain::managed;
 use crate::state::{ActorState, Shared};
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use std::fmt::Write;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(metrics);
 }
 
 /// A label value as the text format wants it: `\`, `"` and newlines escaped.
@@ -500,6 +500,14 @@ pub fn render(shared: &Shared) -> String {
     t.finish()
 }
 
+/// Prometheus text format 0.0.4 (counters since the process started; no label holds a URL or a
+/// secret).
+#[utoipa::path(
+    tag = "status",
+    responses((status = 200, description = "Metric families", body = String,
+               content_type = "text/plain; version=0.0.4; charset=utf-8")),
+)]
+#[get("/metrics")]
 async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(CONTENT_TYPE)

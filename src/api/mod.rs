@@ -12,6 +12,7 @@ pub mod managed;
 pub mod metrics;
 pub mod monitors;
 pub mod naming;
+pub mod openapi;
 pub mod serving;
 pub mod status;
 
@@ -75,29 +76,61 @@ where
         .map_err(|_| restarting())
 }
 
-/// No route took the request: 405 when the path is an endpoint's (the method is wrong), 404
-/// otherwise.
-async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    if req.resource_map().has_resource(req.path()) {
-        Err(ApiError::MethodNotAllowed(format!(
-            "{} is not allowed here",
-            req.method()
-        )))
-    } else {
-        Err(ApiError::NotFound("no such endpoint".into()))
+/// No route took the request: 405 with `Allow` when the path is an endpoint's (the method is
+/// wrong), 404 otherwise.
+async fn no_route(
+    req: HttpRequest,
+    doc: web::Data<openapi::Served>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let methods = doc.methods_of(req.path());
+    if methods.is_empty() {
+        return Err(ApiError::NotFound("no such endpoint".into()));
     }
+    let mut res = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(format!(
+        "{} is not allowed here",
+        req.method()
+    )));
+    if let Ok(allow) = actix_web::http::header::HeaderValue::from_str(&methods.join(", ")) {
+        res.headers_mut()
+            .insert(actix_web::http::header::ALLOW, allow);
+    }
+    Ok(res)
+}
+
+/// Every route of the API, each with its OpenAPI description.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.configure(serving::routes)
+        .configure(status::routes)
+        .configure(leases::routes)
+        .configure(managed::routes)
+        .configure(monitors::routes)
+        .configure(admin::routes)
+        .configure(alerts::routes)
+        .configure(logs::routes)
+        .configure(metrics::routes)
+        .configure(dashboard::routes)
+        .configure(openapi::routes);
 }
 
 pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::Result<Server> {
+    use utoipa_actix_web::AppExt;
     let workers = match shared.config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
+    let doc = web::Data::new(openapi::Served::new(&openapi::document(
+        routes,
+        &shared.config,
+    )));
     let data = web::Data::from(shared);
     let server = HttpServer::new(move || {
         let draining = data.clone();
-        App::new()
-            .app_data(data.clone())
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .configure(routes)
+            .split_for_parts();
+        app.app_data(data.clone())
+            .app_data(doc.clone())
             // During the drain every answer closes its connection, so clients reconnect
             // elsewhere rather than reuse one that is about to close.
             .wrap_fn(move |req, srv| {
@@ -158,16 +191,6 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
                 }
             })
             .wrap(ErrorHandlers::new().default_handler(error::json_errors))
-            .configure(serving::routes)
-            .configure(status::routes)
-            .configure(leases::routes)
-            .configure(managed::routes)
-            .configure(monitors::routes)
-            .configure(admin::routes)
-            .configure(alerts::routes)
-            .configure(logs::routes)
-            .configure(metrics::routes)
-            .configure(dashboard::routes)
             .default_service(web::to(no_route))
     })
     .workers(workers)

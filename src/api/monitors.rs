@@ -2,6 +2,10 @@
 //! `POST /api/admin/monitors/{name}/restart`. Answers never show a recovery action's secrets, nor
 //! the credentials or query string of a monitor's URL.
 
+use super::error::refusals::{
+    BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use super::error::ApiError;
 use super::naming::{named, NameQuery};
 use crate::actors::messages::{AddMonitor, RemoveMonitor, RestartMonitor};
@@ -11,55 +15,113 @@ use crate::config::MonitorConfig;
 use crate::domain::monitor::MonitorDef;
 use crate::state::Shared;
 use crate::store::monitors::MonitorRow;
-use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
+use actix_web::{delete, get, post, web, HttpResponse};
+use serde::Serialize;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/monitors", web::get().to(list))
-        .route("/api/admin/monitors", web::post().to(add))
-        .route("/api/admin/monitors", web::delete().to(remove))
-        .route("/api/admin/monitors/{name}", web::delete().to(remove))
-        .route(
-            "/api/admin/monitors/{name}/restart",
-            web::post().to(restart),
-        );
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(add)
+        .service(remove_by_body)
+        .service(remove_named)
+        .service(restart);
 }
 
-pub fn view_json(v: &MonitorView) -> Value {
+/// A watched service's state.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ServiceStatusName {
+    Up,
+    Degraded,
+    Down,
+    Recovering,
+    Unknown,
+}
+
+/// The last repair of a service.
+#[derive(Serialize, ToSchema)]
+pub struct RepairAnswer {
+    /// `restart` or `redeploy`.
+    kind: &'static str,
+    /// Started because answers got slower, before it went down.
+    predictive: bool,
+    /// By an admin.
+    manual: bool,
+    started_at: String,
+    took_ms: Option<i64>,
+    /// `null` while it runs.
+    succeeded: Option<bool>,
+    error: Option<String>,
+}
+
+/// One watched service. Never a recovery action's secrets, nor the credentials or query of its
+/// URL.
+#[derive(Serialize, ToSchema)]
+pub struct MonitorAnswer {
+    name: String,
+    /// Without credentials or query string: either may hold a token.
+    url: String,
+    /// Where it is defined.
+    origin: crate::actors::service_monitor::Origin,
+    /// The recovery action: `render`, `railway`, `webhook`, `command` or `none`.
+    action: &'static str,
+    interval_secs: f64,
+    #[schema(value_type = ServiceStatusName)]
+    status: &'static str,
+    uptime_percent: Option<f64>,
+    avg_response_ms: Option<u64>,
+    p95_response_ms: Option<u32>,
+    last_response_ms: Option<u64>,
+    checks_ok: u64,
+    checks_total: u64,
+    consecutive_failures: u32,
+    last_error: Option<String>,
+    last_check_at: Option<String>,
+    down_since: Option<String>,
+    repairs: u64,
+    predictive_restarts: u64,
+    repairing: bool,
+    /// `max_attempts` restarts did not help: no more until it is up again.
+    repairs_paused: bool,
+    last_repair: Option<RepairAnswer>,
+}
+
+pub fn view_json(v: &MonitorView) -> MonitorAnswer {
     let s = &v.service;
-    json!({
-        "name": v.name,
-        // Without credentials or query string: either may hold a token.
-        "url": crate::actors::source_fetcher::redact_url(&v.url),
-        "origin": v.origin,
-        "action": v.action,
-        "interval_secs": v.interval_ms as f64 / 1000.0,
-        "status": s.status.as_str(),
-        "uptime_percent": v.uptime_percent,
-        "avg_response_ms": v.avg_response_ms,
-        "p95_response_ms": v.p95_response_ms,
-        "last_response_ms": v.last_latency_ms,
-        "checks_ok": v.checks_ok,
-        "checks_total": v.checks_total,
-        "consecutive_failures": s.consecutive_failures,
-        "last_error": s.last_reason,
-        "last_check_at": rfc3339_opt(v.last_check_at),
-        "down_since": rfc3339_opt(s.down_since),
-        "repairs": v.repairs,
-        "predictive_restarts": v.predictive_restarts,
-        "repairing": s.repair_running,
-        "repairs_paused": s.gave_up,
-        "last_repair": v.last_repair.as_ref().map(|r| json!({
-            "kind": r.kind.as_str(),
-            "predictive": r.predictive,
-            "manual": r.manual,
-            "started_at": rfc3339(r.started_at),
-            "took_ms": r.took_ms,
-            "succeeded": r.succeeded,
-            "error": r.error,
-        })),
-    })
+    MonitorAnswer {
+        name: v.name.clone(),
+        url: crate::actors::source_fetcher::redact_url(&v.url),
+        origin: v.origin,
+        action: v.action,
+        interval_secs: v.interval_ms as f64 / 1000.0,
+        status: s.status.as_str(),
+        uptime_percent: v.uptime_percent,
+        avg_response_ms: v.avg_response_ms,
+        p95_response_ms: v.p95_response_ms,
+        last_response_ms: v.last_latency_ms,
+        checks_ok: v.checks_ok,
+        checks_total: v.checks_total,
+        consecutive_failures: s.consecutive_failures,
+        last_error: s.last_reason.clone(),
+        last_check_at: rfc3339_opt(v.last_check_at),
+        down_since: rfc3339_opt(s.down_since),
+        repairs: v.repairs,
+        predictive_restarts: v.predictive_restarts,
+        repairing: s.repair_running,
+        repairs_paused: s.gave_up,
+        last_repair: v.last_repair.as_ref().map(|r| RepairAnswer {
+            kind: r.kind.as_str(),
+            predictive: r.predictive,
+            manual: r.manual,
+            started_at: rfc3339(r.started_at),
+            took_ms: r.took_ms,
+            succeeded: r.succeeded,
+            error: r.error.clone(),
+        }),
+    }
 }
 
 /// Counts of monitors by status, every status present (for `/api/monitors` and health).
@@ -75,14 +137,44 @@ pub fn summary(views: &[std::sync::Arc<MonitorView>]) -> BTreeMap<&'static str, 
     counts
 }
 
-/// `GET /api/monitors`: every watched service, by name, and counts by status.
+#[derive(Serialize, ToSchema)]
+pub struct MonitorsAnswer {
+    count: usize,
+    /// Every status, with its count.
+    summary: BTreeMap<&'static str, usize>,
+    /// By name.
+    monitors: Vec<MonitorAnswer>,
+}
+
+/// Every watched service, by name, and counts by status.
+#[utoipa::path(tag = "status", responses((status = 200, body = MonitorsAnswer)))]
+#[get("/api/monitors")]
 async fn list(shared: web::Data<Shared>) -> HttpResponse {
     let view = shared.monitors.load_full();
-    HttpResponse::Ok().json(json!({
-        "count": view.monitors.len(),
-        "summary": summary(&view.monitors),
-        "monitors": view.monitors.iter().map(|v| view_json(v)).collect::<Vec<_>>(),
-    }))
+    HttpResponse::Ok().json(MonitorsAnswer {
+        count: view.monitors.len(),
+        summary: summary(&view.monitors),
+        monitors: view.monitors.iter().map(|v| view_json(v)).collect(),
+    })
+}
+
+/// A monitor after a change.
+#[derive(Serialize, ToSchema)]
+pub struct MonitorChanged {
+    monitor: MonitorAnswer,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MonitorDeleted {
+    deleted: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RestartStarted {
+    monitor: String,
+    /// `restart` or `redeploy`.
+    repair: &'static str,
+    started: bool,
 }
 
 /// Asks the ServiceMonitor (503 while it restarts).
@@ -95,7 +187,18 @@ where
     super::ask(shared.registry.monitor(), "the service monitor", msg).await
 }
 
-/// `POST /api/admin/monitors`: the body is a `[[monitors]]` table as JSON.
+/// Watches a new service (stored before this answer): the body is a `[[monitors]]` table as
+/// JSON (`action = "command"` only in the config file).
+#[utoipa::path(
+    tag = "admin",
+    request_body = MonitorConfig,
+    responses(
+        (status = 201, body = MonitorChanged),
+        BadRequest, Unauthorized, Conflict, PayloadTooLarge, UnsupportedMediaType, Unavailable,
+    ),
+    security(("admin_token" = [])),
+)]
+#[post("/api/admin/monitors")]
 async fn add(
     shared: web::Data<Shared>,
     body: web::Json<MonitorConfig>,
@@ -125,24 +228,76 @@ async fn add(
     let view = monitor(&shared, AddMonitor { def, row })
         .await?
         .map_err(ApiError::from)?;
-    Ok(HttpResponse::Created().json(json!({"monitor": view_json(&view)})))
+    Ok(HttpResponse::Created().json(MonitorChanged {
+        monitor: view_json(&view),
+    }))
 }
 
-/// `DELETE /api/admin/monitors[/{name}]` (or `?name=`, or `{"name"}` in the body).
-async fn remove(
+/// Stops watching a service named by `?name=` or an optional JSON body `{"name": ...}`.
+#[utoipa::path(
+    tag = "admin",
+    params(NameQuery),
+    request_body(content = Option<NameQuery>, description = "Optional: `{\"name\": ...}`"),
+    responses(
+        (status = 200, body = MonitorDeleted),
+        BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, Unavailable,
+    ),
+    security(("admin_token" = [])),
+)]
+#[delete("/api/admin/monitors")]
+async fn remove_by_body(
     shared: web::Data<Shared>,
-    path: Option<web::Path<String>>,
     query: web::Query<NameQuery>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let name = named("/api/admin/monitors/{name}", path, query, &body)?;
-    let view = monitor(&shared, RemoveMonitor { name })
-        .await?
-        .map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(json!({"deleted": view.name})))
+    remove(&shared, None, query, &body).await
 }
 
-/// `POST /api/admin/monitors/{name}/restart`: a restart now, whatever the state and warm-up.
+/// Stops watching the service `name` (a config-file one is refused: 409).
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "The monitor's name"), NameQuery),
+    request_body(content = Option<NameQuery>, description = "Optional: `{\"name\": ...}`"),
+    responses(
+        (status = 200, body = MonitorDeleted),
+        BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, Unavailable,
+    ),
+    security(("admin_token" = [])),
+)]
+#[delete("/api/admin/monitors/{name}")]
+async fn remove_named(
+    shared: web::Data<Shared>,
+    path: web::Path<String>,
+    query: web::Query<NameQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    remove(&shared, Some(path), query, &body).await
+}
+
+async fn remove(
+    shared: &Shared,
+    path: Option<web::Path<String>>,
+    query: web::Query<NameQuery>,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let name = named("/api/admin/monitors/{name}", path, query, body)?;
+    let view = monitor(shared, RemoveMonitor { name })
+        .await?
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::Ok().json(MonitorDeleted { deleted: view.name }))
+}
+
+/// A restart now, whatever the state and warm-up.
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "The monitor's name")),
+    responses(
+        (status = 202, body = RestartStarted),
+        BadRequest, Unauthorized, NotFound, Conflict, Unavailable,
+    ),
+    security(("admin_token" = [])),
+)]
+#[post("/api/admin/monitors/{name}/restart")]
 async fn restart(
     shared: web::Data<Shared>,
     name: web::Path<String>,
@@ -151,6 +306,9 @@ async fn restart(
     let kind = monitor(&shared, RestartMonitor { name: name.clone() })
         .await?
         .map_err(ApiError::from)?;
-    Ok(HttpResponse::Accepted()
-        .json(json!({"monitor": name, "repair": kind.as_str(), "started": true})))
+    Ok(HttpResponse::Accepted().json(RestartStarted {
+        monitor: name,
+        repair: kind.as_str(),
+        started: true,
+    }))
 }

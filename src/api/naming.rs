@@ -3,9 +3,12 @@
 use super::error::ApiError;
 use serde::Deserialize;
 
-#[derive(Deserialize, Default)]
+/// `?name=` (or `{"name": ...}` in a body): which resource a PATCH or DELETE means.
+#[derive(Deserialize, Default, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NameQuery {
+    /// The resource's name (it must agree with the path's and the body's, when given).
     pub name: Option<String>,
 }
 

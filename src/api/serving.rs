@@ -1,6 +1,7 @@
 //! Serving proxies: `/api/proxy/alive`, `/api/proxies`, `/list`, `/random`.
 
 use super::auth::require_client;
+use super::error::refusals::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::error::ApiError;
 use crate::actors::allocator::Loads;
 use crate::clock::rfc3339_opt;
@@ -10,19 +11,101 @@ use crate::domain::proxy::{Anonymity, Protocol};
 use crate::domain::selection::{self, Filter, Selection, Served, Strategy};
 use crate::snapshot::PoolSnapshot;
 use crate::state::Shared;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
-use std::collections::HashMap;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/proxy/alive", web::get().to(alive))
-        .route("/api/proxies", web::get().to(proxies))
-        .route("/list", web::get().to(list))
-        .route("/random", web::get().to(random))
-        .route("/api/proxy/report", web::post().to(report));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(alive)
+        .service(proxies)
+        .service(list)
+        .service(random)
+        .service(report);
 }
 
-type Params = web::Query<HashMap<String, String>>;
+/// The parameters of `/api/proxy/alive` and `/api/proxies`. Each is read as text and checked
+/// by the handler, so a bad one gets a message naming it; unknown parameters are ignored.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ServingQuery {
+    /// How many proxies (default 10), 1 to `server.max_count`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
+    count: Option<String>,
+    /// Order of the answer (default `fastest`).
+    #[param(value_type = Option<StrategyName>)]
+    strategy: Option<String>,
+    /// Only proxies of this protocol.
+    #[param(value_type = Option<ProtocolName>)]
+    protocol: Option<String>,
+    /// Only proxies of this anonymity level (needs `validation.judge_url`).
+    #[param(value_type = Option<AnonymityName>)]
+    anonymity: Option<String>,
+    /// Only proxies in this country (ISO 3166 two-letter code, any case).
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z]{2}$")]
+    country: Option<String>,
+    /// Only proxies that pass this check profile (a `[[validation.profiles]]` name).
+    #[param(value_type = Option<String>)]
+    profile: Option<String>,
+    /// Add `details` (per proxy: tier, latency, success rate, ...).
+    #[param(value_type = Option<BoolText>)]
+    detail: Option<String>,
+}
+
+/// `strategy` values.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StrategyName {
+    Fastest,
+    Cheapest,
+    Random,
+    LeastLoaded,
+}
+
+/// `protocol` values.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ProtocolName {
+    Http,
+    Https,
+    Socks4,
+    Socks5,
+}
+
+/// `anonymity` values.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum AnonymityName {
+    Transparent,
+    Anonymous,
+    Elite,
+}
+
+/// A boolean parameter: `true`, `false`, `1` or `0`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum BoolText {
+    #[schema(rename = "true")]
+    True,
+    #[schema(rename = "false")]
+    False,
+    #[schema(rename = "1")]
+    One,
+    #[schema(rename = "0")]
+    Zero,
+}
+
+/// `/list`'s parameter.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// At most this many lines (default: every serving proxy), 1 to `server.max_count`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
+    limit: Option<String>,
+}
 
 /// Answers of `/api/proxy/alive` and `/api/proxies` without `count` hold this many proxies.
 pub const DEFAULT_COUNT: usize = 10;
@@ -37,37 +120,47 @@ struct Ask {
     detail: bool,
 }
 
-fn parse_ask(q: &HashMap<String, String>, shared: &Shared) -> Result<Ask, ApiError> {
+fn parse_ask(q: &ServingQuery, shared: &Shared) -> Result<Ask, ApiError> {
     let max = shared.config.server.max_count;
-    let count = selection::parse_count(
-        q.get("count").map(String::as_str),
-        DEFAULT_COUNT,
-        max,
-        "count",
-    )
-    .map_err(ApiError::BadRequest)?;
-    let nonempty = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let count = selection::parse_count(q.count.as_deref(), DEFAULT_COUNT, max, "count")
+        .map_err(ApiError::BadRequest)?;
+    let nonempty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let (strategy, protocol, anonymity) = (
+        nonempty(&q.strategy),
+        nonempty(&q.protocol),
+        nonempty(&q.anonymity),
+    );
+    let (country, profile, detail) = (
+        nonempty(&q.country),
+        nonempty(&q.profile),
+        nonempty(&q.detail),
+    );
     let strategy = choice(
-        nonempty("strategy"),
+        strategy.as_deref(),
         "strategy",
         Strategy::parse,
         "fastest, cheapest, random or least_loaded",
     )?
     .unwrap_or(Strategy::Fastest);
     let protocol = choice(
-        nonempty("protocol"),
+        protocol.as_deref(),
         "protocol",
         Protocol::parse,
         "http, https, socks4 or socks5",
     )?;
     let anonymity = choice(
-        nonempty("anonymity"),
+        anonymity.as_deref(),
         "anonymity",
         Anonymity::parse,
         "transparent, anonymous or elite",
     )?;
     let country = choice(
-        nonempty("country"),
+        country.as_deref(),
         "country",
         |c| {
             (c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()))
@@ -77,13 +170,13 @@ fn parse_ask(q: &HashMap<String, String>, shared: &Shared) -> Result<Ask, ApiErr
     )?;
     let profiles = &shared.config.validation.profiles;
     let profile = choice(
-        nonempty("profile"),
+        profile.as_deref(),
         "profile",
         |p| profiles.iter().position(|x| x.name == p),
         "a name from [[validation.profiles]]",
     )?;
     let detail = choice(
-        nonempty("detail"),
+        detail.as_deref(),
         "detail",
         |d| match d {
             "true" | "1" => Some(true),
@@ -181,26 +274,48 @@ fn pick<'a>(snap: &'a PoolSnapshot, loads: &Loads, ask: &Ask, allow_fill: bool) 
     }
 }
 
-#[derive(Serialize, Default)]
-struct TiersUsed {
+/// How many proxies of the answer came from each tier (`dead`: the never-empty fill).
+#[derive(Serialize, Default, ToSchema)]
+pub struct TiersUsed {
     primary: usize,
     standby: usize,
     emergency: usize,
     dead: usize,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+/// One proxy of an answer, in detail.
+#[derive(Serialize, ToSchema)]
+pub struct Detail<'a> {
+    /// As handed to clients (managed proxies with their credentials).
     url: &'a str,
+    #[schema(value_type = ProtocolName)]
     protocol: &'static str,
+    #[schema(value_type = TierName)]
     tier: &'static str,
     latency_ms: Option<u32>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     success_rate: f64,
+    #[schema(value_type = Option<AnonymityName>)]
     anonymity: Option<&'static str>,
     country: Option<&'a str>,
+    /// `free`, `vps`, `datacenter` or `residential`.
     kind: &'a str,
     cost_per_gb: f64,
+    /// RFC 3339.
     last_checked_at: Option<String>,
+}
+
+/// A proxy's tier.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum TierName {
+    Fresh,
+    Primary,
+    Standby,
+    Emergency,
+    Dead,
+    Blacklisted,
 }
 
 impl<'a> Detail<'a> {
@@ -220,13 +335,15 @@ impl<'a> Detail<'a> {
     }
 }
 
-#[derive(Serialize)]
-struct AliveAnswer<'a> {
+/// The answer of `/api/proxy/alive`.
+#[derive(Serialize, ToSchema)]
+pub struct AliveAnswer<'a> {
     proxies: Vec<&'a str>,
     count: usize,
     requested: usize,
     tiers_used: TiersUsed,
     degraded: bool,
+    /// With `detail=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<Vec<Detail<'a>>>,
 }
@@ -236,17 +353,29 @@ struct AliveAnswer<'a> {
 fn serving_request(
     req: &HttpRequest,
     shared: &Shared,
-    q: &HashMap<String, String>,
+    q: &ServingQuery,
 ) -> Result<(Ask, std::sync::Arc<PoolSnapshot>, std::sync::Arc<Loads>), ApiError> {
     require_client(req, shared)?;
     let ask = parse_ask(q, shared)?;
     Ok((ask, shared.snapshot(), shared.loads.load_full()))
 }
 
+/// Working proxies, best first, never empty once a proxy has ever passed (`degraded` says the
+/// answer was filled with recently working dead ones).
+#[utoipa::path(
+    tag = "serving",
+    params(ServingQuery),
+    responses(
+        (status = 200, description = "The proxies", body = AliveAnswer),
+        BadRequest, Unauthorized,
+    ),
+    security((), ("client_token" = [])),
+)]
+#[get("/api/proxy/alive")]
 async fn alive(
     req: HttpRequest,
     shared: web::Data<Shared>,
-    q: Params,
+    q: web::Query<ServingQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (ask, snap, loads) = serving_request(&req, &shared, &q)?;
     let sel = pick(&snap, &loads, &ask, true);
@@ -276,10 +405,21 @@ async fn alive(
     Ok(HttpResponse::Ok().json(answer))
 }
 
+/// The same choice as `/api/proxy/alive`, as a plain JSON array of URLs (the legacy format).
+#[utoipa::path(
+    tag = "serving",
+    params(ServingQuery),
+    responses(
+        (status = 200, description = "Proxy URLs, best first", body = Vec<String>),
+        BadRequest, Unauthorized,
+    ),
+    security((), ("client_token" = [])),
+)]
+#[get("/api/proxies")]
 async fn proxies(
     req: HttpRequest,
     shared: web::Data<Shared>,
-    q: Params,
+    q: web::Query<ServingQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (ask, snap, loads) = serving_request(&req, &shared, &q)?;
     let sel = pick(&snap, &loads, &ask, true);
@@ -291,14 +431,26 @@ async fn proxies(
     Ok(HttpResponse::Ok().json(urls))
 }
 
+/// Serving proxies only, one URL a line, fastest first.
+#[utoipa::path(
+    tag = "serving",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One URL a line", body = String,
+         content_type = "text/plain; charset=utf-8"),
+        BadRequest, Unauthorized,
+    ),
+    security((), ("client_token" = [])),
+)]
+#[get("/list")]
 async fn list(
     req: HttpRequest,
     shared: web::Data<Shared>,
-    q: Params,
+    q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     require_client(&req, &shared)?;
     let max = shared.config.server.max_count;
-    let limit = selection::parse_count(q.get("limit").map(String::as_str), max, max, "limit")
+    let limit = selection::parse_count(q.limit.as_deref(), max, max, "limit")
         .map_err(ApiError::BadRequest)?;
     let snap = shared.snapshot();
     let mut body = String::with_capacity(limit.min(snap.serving.len()) * 28);
@@ -311,6 +463,18 @@ async fn list(
         .body(body))
 }
 
+/// One serving proxy: 70% of picks from the fastest half of `/list`'s order, 30% from all.
+#[utoipa::path(
+    tag = "serving",
+    responses(
+        (status = 200, description = "One URL and a newline", body = String,
+         content_type = "text/plain; charset=utf-8"),
+        Unauthorized,
+        (status = 503, description = "No serving proxy right now", body = super::error::ErrorBody),
+    ),
+    security((), ("client_token" = [])),
+)]
+#[get("/random")]
 async fn random(req: HttpRequest, shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
     require_client(&req, &shared)?;
     let snap = shared.snapshot();
@@ -322,17 +486,40 @@ async fn random(req: HttpRequest, shared: web::Data<Shared>) -> Result<HttpRespo
     }
 }
 
-#[derive(serde::Deserialize)]
+/// A client's verdict on a proxy.
+#[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReportBody {
+pub struct ReportBody {
+    /// The proxy as it was served (`http://host:port`, credentials allowed).
+    #[schema(example = "http://203.0.113.5:8080")]
     proxy: String,
+    /// `false`: it failed (counts as a failed check); `true`: it worked.
     ok: bool,
-    /// What the client was reaching (kept for the log only).
+    /// What the client was reaching (only its host is logged).
     #[serde(default)]
     target: Option<String>,
 }
 
-/// `POST /api/proxy/report`: a client's verdict on a proxy counts as a check of it.
+/// The answer of a counted report.
+#[derive(Serialize, ToSchema)]
+pub struct ReportAnswer {
+    /// The proxy's public URL.
+    proxy: String,
+    counted: bool,
+}
+
+/// A client's verdict on a proxy counts as a check of it.
+#[utoipa::path(
+    tag = "serving",
+    request_body = ReportBody,
+    responses(
+        (status = 202, description = "Counted", body = ReportAnswer),
+        BadRequest, Unauthorized, NotFound, super::error::refusals::PayloadTooLarge,
+        super::error::refusals::UnsupportedMediaType, Unavailable,
+    ),
+    security((), ("client_token" = [])),
+)]
+#[post("/api/proxy/report")]
 async fn report(
     req: HttpRequest,
     shared: web::Data<Shared>,
@@ -364,5 +551,8 @@ async fn report(
             .and_then(|u| u.host_str().map(|h| format!(" (target host {})", clip(h))))
             .unwrap_or_default()
     );
-    Ok(HttpResponse::Accepted().json(serde_json::json!({"proxy": key, "counted": true})))
+    Ok(HttpResponse::Accepted().json(ReportAnswer {
+        proxy: key,
+        counted: true,
+    }))
 }
