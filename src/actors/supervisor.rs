@@ -242,8 +242,11 @@ impl Handler<RestartChild> for Supervisor {
         let Some(child) = self.children.iter_mut().find(|c| c.spec.name == msg.0) else {
             return false;
         };
-        if child.down.is_some() {
-            return true; // already on its way back
+        if child.down.is_some() || child.requested {
+            // Already on its way back. (A second request in the moment between the stop and
+            // the watch noticing it would find the actor gone and undo `requested`: the stop
+            // would then be taken for a crash and counted against the restart intensity.)
+            return true;
         }
         child.requested = true;
         if !self.shared.registry.control(child.spec.name, Control::Stop) {

@@ -196,6 +196,39 @@ async fn admins_restart_actors_without_tripping_the_intensity() {
     app.stop().await;
 }
 
+/// Restart requests that arrive close together (a script retrying, two admins) are restarts,
+/// never crashes: one arriving between the stop and the Supervisor noticing it used to undo the
+/// request, so the stop was counted as a crash and tripped the intensity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_requests_close_together_are_never_counted_as_crashes() {
+    let Running { app, db: _db, .. } =
+        start_serving(&[0], |c| c + "[supervision]\nmax_restarts = 1\n").await;
+    for _ in 0..8 {
+        // Spread over more than one watch period of the Supervisor (100 ms).
+        for _ in 0..8 {
+            let (status, body) = app.admin_post("/api/admin/actors/allocator/restart").await;
+            assert_eq!(status, 202, "{body}");
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        wait::until(
+            "the allocator to be back",
+            Duration::from_secs(5),
+            || async { (actor(&app, "allocator").await["status"] == "running").then_some(()) },
+        )
+        .await;
+    }
+    let a = actor(&app, "allocator").await;
+    assert!(a["restarts"].as_u64() >= Some(8), "{a}");
+    let (_, health) = app.get_json("/api/health/comprehensive").await;
+    assert_eq!(health["status"], "ok", "{health}");
+    let (_, alerts) = app.get_json("/api/alerts").await;
+    assert!(
+        !alerts.to_string().contains("actor_failed"),
+        "a restart was taken for a crash: {alerts}"
+    );
+    app.stop().await;
+}
+
 /// A panic in an actor's timer restarts it like one in a handler; a panic inside a check (a
 /// spawned task) is caught and counted as a failed check, and the ValidatorPool goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
