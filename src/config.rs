@@ -272,19 +272,30 @@ impl Default for AllocationConfig {
     }
 }
 
-/// A `[[managed_proxies]]` table, also the body of `POST /api/admin/proxies`.
+/// A `[[managed_proxies]]` table, also the body of `POST /api/admin/proxies`. The schema's
+/// patterns say what `domain::managed::ManagedProxy::new` accepts (kept in step by the
+/// contract tests).
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManagedProxyConfig {
-    /// 1 to 64 characters, no `/` or control characters.
-    #[schema(example = "paid-1")]
+    /// 1 to 64 characters (around blanks trimmed), no `/` or control characters.
+    #[schema(
+        example = "paid-1",
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/]([^\x00-\x1f\x7f-\x9f/]{0,62}[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
-    /// `http|https|socks4|socks5://[user:pass@]host:port`.
-    #[schema(example = "http://user:secret@203.0.113.10:3128")]
+    /// `http|https|socks4|socks5://[user:pass@]host:port` (an IPv6 host in brackets).
+    #[schema(
+        example = "http://user:secret@203.0.113.10:3128",
+        pattern = r"^(https?|socks[45])://([^/?#]*@)?((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}|([A-Za-z0-9_-]{1,62}\.){0,3}[A-Za-z_-][A-Za-z0-9_-]{0,61}):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])/?$"
+    )]
     pub url: String,
     /// `free`, `vps`, `datacenter` (default) or `residential`.
     #[serde(default = "default_managed_kind")]
-    #[schema(default = "datacenter")]
+    #[schema(
+        default = "datacenter",
+        pattern = "^(free|vps|datacenter|residential)$"
+    )]
     pub kind: String,
     /// Money per GB of traffic (>= 0, default 0).
     #[serde(default)]
@@ -296,7 +307,7 @@ pub struct ManagedProxyConfig {
     pub priority: i32,
     /// Leases it may hold at once (default `allocation.max_leases_per_proxy`).
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
     pub max_leases: Option<u32>,
 }
 
@@ -311,21 +322,44 @@ fn default_managed_priority() -> i32 {
 #[derive(Clone, Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorConfig {
+    /// 1 to 64 characters (around blanks trimmed), no `/` or control characters.
+    #[schema(
+        example = "backend",
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/]([^\x00-\x1f\x7f-\x9f/]{0,62}[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
+    /// The URL checked: http:// or https://.
+    #[schema(
+        example = "https://backend.example/health",
+        pattern = r"^https?://([A-Za-z0-9._~-]+(:[A-Za-z0-9._~-]*)?@)?((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}|([A-Za-z0-9-]{1,62}\.){0,3}[A-Za-z][A-Za-z0-9-]{0,61})(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~!$&()*+,;=:@%/-]*)?(\?[A-Za-z0-9._~!$&()*+,;=:@%/?-]*)?$"
+    )]
     pub url: String,
+    /// Seconds between checks (default 10), 1 to 86400.
     #[serde(default = "default_monitor_interval")]
+    #[schema(default = 10.0, minimum = 1.0, maximum = 86400.0)]
     pub interval_secs: f64,
+    /// A check's time limit (default 5000), 1 to 600000 ms.
     #[serde(default = "default_monitor_timeout")]
+    #[schema(default = 5000, minimum = 1, maximum = 600000)]
     pub timeout_ms: u64,
+    /// The status a healthy answer has (default 200).
     #[serde(default = "default_expect_status")]
+    #[schema(default = 200, minimum = 100, maximum = 599)]
     pub expect_status: u16,
+    /// Text a healthy answer holds.
     #[serde(default)]
     pub expect_body: Option<String>,
+    /// Failed checks in a row before it is down (default 2).
     #[serde(default = "default_failures_before_down")]
+    #[schema(default = 2, minimum = 1, maximum = 4294967295_u64)]
     pub failures_before_down: u32,
+    /// An answer slower than this is slow (default 5000 ms).
     #[serde(default = "default_monitor_timeout")]
+    #[schema(default = 5000, maximum = 18446744073709551615_u64)]
     pub slow_threshold_ms: u64,
+    /// Slow answers in a row before it is degraded (default 3).
     #[serde(default = "default_degradation_threshold")]
+    #[schema(default = 3, minimum = 1, maximum = 4294967295_u64)]
     pub degradation_threshold: u32,
     #[serde(default)]
     pub recovery: RecoveryConfig,
@@ -365,6 +399,71 @@ pub struct RecoveryConfig {
     pub then: Option<String>,
     /// Limit on one repair call or command.
     pub timeout_secs: f64,
+}
+
+impl RecoveryConfig {
+    /// The JSON Schema of `recovery` as the admin API takes it: one shape per `action`, each
+    /// with the fields that action requires (`command` is for the config file only). What no
+    /// schema can say: `api_key_env` instead of `api_key` works when that variable is set.
+    pub fn api_schema() -> serde_json::Value {
+        use serde_json::json;
+        let url = json!({"type": "string", "pattern": HTTP_URL_PATTERN});
+        let text = json!({"type": "string", "pattern": NOT_BLANK_PATTERN});
+        let id = json!({"type": "string", "pattern": ID_PATTERN});
+        let optional = |v: &serde_json::Value| json!({"oneOf": [v, {"type": "null"}]});
+        let properties = |action: &str, then: &[&str]| {
+            let mut then: Vec<serde_json::Value> = then.iter().map(|t| json!(t)).collect();
+            then.push(serde_json::Value::Null);
+            json!({
+                "action": {"const": action},
+                "service_id": {"type": ["string", "null"]},
+                "environment_id": {"type": ["string", "null"]},
+                "api_key_env": {"type": ["string", "null"]},
+                "api_key": {"type": ["string", "null"]},
+                "api_base": optional(&json!({"type": "string", "pattern": API_BASE_PATTERN})),
+                "url": {"type": ["string", "null"]},
+                "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE", null]},
+                "headers": {
+                    "type": "object",
+                    "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
+                    "additionalProperties": {"type": "string", "pattern": "^[^\\x00-\\x08\\x0a-\\x1f\\x7f]*$"},
+                },
+                "body": {"type": ["string", "null"]},
+                "command": {"type": ["string", "null"]},
+                "cooldown_secs": {"type": "number", "minimum": 0, "maximum": 86400},
+                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 4294967295_u64},
+                "then": {"enum": then},
+                "timeout_secs": {"type": "number", "minimum": 0, "maximum": 86400},
+            })
+        };
+        let shape = |action: &str, then: &[&str], required: &[&str], more: serde_json::Value| {
+            let mut props = properties(action, then);
+            if let (Some(p), serde_json::Value::Object(m)) = (props.as_object_mut(), more) {
+                p.extend(m);
+            }
+            json!({
+                "type": "object",
+                "title": action,
+                "properties": props,
+                "required": required,
+                "additionalProperties": false,
+            })
+        };
+        json!({
+            "description": "What is done when the service is down (default: nothing). \
+                `api_key` may be replaced by `api_key_env`, the name of an environment \
+                variable of the service's host that holds the key.",
+            "oneOf": [
+                shape("none", &["alert"], &[], json!({})),
+                shape("render", &["redeploy", "alert"], &["action", "service_id", "api_key"],
+                      json!({"service_id": id, "api_key": text})),
+                shape("railway", &["redeploy", "alert"],
+                      &["action", "service_id", "environment_id", "api_key"],
+                      json!({"service_id": text, "environment_id": text, "api_key": text})),
+                shape("webhook", &["alert"], &["action", "url"], json!({"url": url})),
+            ],
+        })
+    }
 }
 
 impl Default for RecoveryConfig {
@@ -736,6 +835,20 @@ impl Config {
         }
     }
 }
+
+/// What [`http_url`] accepts, as a JSON Schema pattern (for the API document; narrower than
+/// the rule only where the `url` crate is lenient).
+pub const HTTP_URL_PATTERN: &str = r"^https?://([A-Za-z0-9._~-]+(:[A-Za-z0-9._~-]*)?@)?((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}|([A-Za-z0-9-]{1,62}\.){0,3}[A-Za-z][A-Za-z0-9-]{0,61})(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~!$&()*+,;=:@%/-]*)?(\?[A-Za-z0-9._~!$&()*+,;=:@%/?-]*)?$";
+
+/// Text with something besides blanks (what `str::trim` leaves), as a JSON Schema pattern.
+pub const NOT_BLANK_PATTERN: &str =
+    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+
+/// A provider's id: letters, digits, `-` and `_`, at most 128 (around blanks trimmed).
+pub const ID_PATTERN: &str = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,128}[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
+
+/// A provider's host root (`https://api.render.com`), as a JSON Schema pattern.
+pub const API_BASE_PATTERN: &str = r"^https?://((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}|([A-Za-z0-9-]{1,62}\.){0,3}[A-Za-z][A-Za-z0-9-]{0,61})(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?/*$";
 
 /// An http:// or https:// URL with a host; the error says what is wrong (never the URL).
 pub(crate) fn http_url(s: &str) -> Result<url::Url, String> {

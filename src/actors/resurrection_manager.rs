@@ -28,6 +28,7 @@ struct Entry {
 #[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct ResurrectionStats {
     /// Dead proxies by death number ("1": waiting for their first re-check, ...).
+    #[schema(value_type = BTreeMap<String, usize>)]
     pub dead_by_death: BTreeMap<u32, usize>,
     pub waiting: usize,
     pub due_now: usize,

@@ -85,7 +85,7 @@ fn clip(name: &str) -> String {
 pub struct CrashQuery {
     /// `panic` (default, in a handler), `timer` (in a timer), `hang`, or `check` (the
     /// ValidatorPool's next check panics).
-    #[param(value_type = Option<CrashMode>)]
+    #[param(value_type = Option<CrashMode>, inline)]
     mode: Option<String>,
     /// How long a hang lasts (default 60 s, at most 600 s).
     #[param(exclusive_minimum = 0.0, maximum = 600.0)]

@@ -148,7 +148,11 @@ pub struct TestBody {
     severity: Option<String>,
     /// 1 to 1000 characters, not blank.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     message: Option<String>,
 }
 
@@ -187,7 +191,7 @@ pub struct TestRaised {
 )]
 #[post("/api/admin/alerts/test")]
 async fn test(shared: web::Data<Shared>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let body: TestBody = super::optional_json(&body)?;
+    let body: TestBody = super::body::optional(&body)?;
     let severity = match body.severity.as_deref() {
         None => Severity::Warning,
         Some(s) => Severity::parse(s).ok_or_else(|| {

@@ -198,6 +198,15 @@ where
             .and_then(|b| String::from_utf8(b.to_vec()).ok())
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty());
+        let too_large = status == StatusCode::PAYLOAD_TOO_LARGE;
+        let text = if too_large {
+            Some(format!(
+                "the body is larger than {} KiB",
+                super::BODY_LIMIT / 1024
+            ))
+        } else {
+            text
+        };
         let message = text.unwrap_or_else(|| {
             status
                 .canonical_reason()

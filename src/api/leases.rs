@@ -131,7 +131,7 @@ fn lease_answer(l: &Lease, requested: Option<usize>, shared: &Shared) -> LeaseAn
 async fn take(
     req: HttpRequest,
     shared: web::Data<Shared>,
-    body: web::Json<TakeBody>,
+    body: super::body::Json<TakeBody>,
 ) -> Result<HttpResponse, ApiError> {
     require_client(&req, &shared)?;
     let body = body.into_inner();
@@ -152,7 +152,7 @@ async fn take(
     if body
         .session
         .as_ref()
-        .is_some_and(|s| s.is_empty() || s.len() > 256)
+        .is_some_and(|s| s.is_empty() || s.chars().count() > 256)
     {
         return Err(ApiError::BadRequest(
             "`session` must have 1 to 256 characters".into(),
@@ -192,7 +192,7 @@ async fn renew(
     require_client(&req, &shared)?;
     // The body is optional, but one that is there must be right: a bad `ttl_secs` is a 400,
     // never a renewal with the default.
-    let body: RenewBody = super::optional_json(&body)?;
+    let body: RenewBody = super::body::optional(&body)?;
     let ttl = body.ttl_secs;
     let msg = Renew {
         id: id.into_inner(),

@@ -28,7 +28,7 @@ pub struct LogsQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// This level and more severe ones (default `trace`: all).
-    #[param(value_type = Option<LevelName>)]
+    #[param(value_type = Option<LevelName>, inline)]
     level: Option<String>,
 }
 

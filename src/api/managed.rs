@@ -231,7 +231,7 @@ async fn change(shared: &Shared, change: ManagedChange) -> Result<ManagedView, A
 #[post("/api/admin/proxies")]
 async fn create(
     shared: web::Data<Shared>,
-    body: web::Json<ManagedProxyConfig>,
+    body: super::body::Json<ManagedProxyConfig>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let def = ManagedProxy::new(
@@ -249,27 +249,81 @@ async fn create(
     }))
 }
 
-/// A change: each field given replaces the old value (the name names the proxy, it does not
-/// change).
-#[derive(Deserialize, Default, ToSchema)]
+/// A change: each field given replaces the old value; the name names the proxy and does not
+/// change. (The path, `?name=` or this `name` say which proxy; when given more than once they
+/// must agree.)
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
-    /// The proxy to change, when neither the path nor `?name=` names it.
     name: Option<String>,
     url: Option<String>,
     kind: Option<String>,
-    #[schema(minimum = 0.0)]
     cost_per_gb: Option<f64>,
     priority: Option<i32>,
-    #[schema(minimum = 1)]
     max_leases: Option<u32>,
 }
 
-/// Changes a managed proxy named by `?name=` or the body's `name`.
+/// The fields a change may give, for the document: [`PatchBody`] as each route takes it.
+macro_rules! patch_schema {
+    ($(#[$doc:meta])* $name:ident { $($named:tt)* }) => {
+        $(#[$doc])*
+        #[derive(ToSchema, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        pub struct $name {
+            $($named)*
+            /// `http|https|socks4|socks5://[user:pass@]host:port`.
+            #[schema(pattern = r"^(https?|socks[45])://([^/?#]*@)?((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}|([A-Za-z0-9_-]{1,62}\.){0,3}[A-Za-z_-][A-Za-z0-9_-]{0,61}):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])/?$")]
+            url: Option<String>,
+            #[schema(value_type = Option<KindName>)]
+            kind: Option<String>,
+            #[schema(minimum = 0.0)]
+            cost_per_gb: Option<f64>,
+            priority: Option<i32>,
+            #[schema(minimum = 1, maximum = 4294967295_u64)]
+            max_leases: Option<u32>,
+        }
+    };
+}
+
+patch_schema!(
+    /// A change to the proxy the path names.
+    PatchFields {}
+);
+patch_schema!(
+    /// A change to the proxy `name` names.
+    PatchNamed {
+        /// Which proxy.
+        #[schema(max_length = 128)]
+        name: String,
+    }
+);
+
+/// A managed proxy's kind.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum KindName {
+    Free,
+    Vps,
+    Datacenter,
+    Residential,
+}
+
+/// `?name=`, required.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct NameRequired {
+    /// The managed proxy's name.
+    #[param(max_length = 128)]
+    name: String,
+}
+
+/// Changes the managed proxy the body's `name` names (or `?name=`).
 #[utoipa::path(
     tag = "admin",
-    params(NameQuery),
-    request_body = PatchBody,
+    request_body = PatchNamed,
     responses(
         (status = 200, body = ManagedAnswer),
         BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
@@ -281,7 +335,7 @@ pub struct PatchBody {
 async fn patch_by_body(
     shared: web::Data<Shared>,
     query: web::Query<NameQuery>,
-    body: web::Json<PatchBody>,
+    body: super::body::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     patch(&shared, None, query, body).await
 }
@@ -289,8 +343,8 @@ async fn patch_by_body(
 /// Changes the managed proxy `name`: each field given replaces the old value.
 #[utoipa::path(
     tag = "admin",
-    params(("name" = String, Path, description = "The managed proxy's name"), NameQuery),
-    request_body = PatchBody,
+    params(("name" = String, Path, description = "The managed proxy's name", max_length = 128)),
+    request_body = PatchFields,
     responses(
         (status = 200, body = ManagedAnswer),
         BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
@@ -303,7 +357,7 @@ async fn patch_named(
     shared: web::Data<Shared>,
     path: web::Path<String>,
     query: web::Query<NameQuery>,
-    body: web::Json<PatchBody>,
+    body: super::body::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     patch(&shared, Some(path), query, body).await
 }
@@ -312,7 +366,7 @@ async fn patch(
     shared: &Shared,
     path: Option<web::Path<String>>,
     query: web::Query<NameQuery>,
-    body: web::Json<PatchBody>,
+    body: super::body::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let name = target_name(
@@ -328,22 +382,17 @@ async fn patch(
         priority: b.priority,
         max_leases: b.max_leases,
     };
-    if patch.is_empty() {
-        return Err(ApiError::BadRequest(
-            "nothing to change: give url, kind, cost_per_gb, priority or max_leases".into(),
-        ));
-    }
+    // An empty change is a change to nothing: the proxy as it is (404 and 409 as for any).
     let view = change(shared, ManagedChange::Patch { name, patch }).await?;
     Ok(HttpResponse::Ok().json(ManagedAnswer {
         proxy: one_json(&view, shared),
     }))
 }
 
-/// Removes a managed proxy named by `?name=` or an optional JSON body `{"name": ...}`.
+/// Removes the managed proxy `?name=` names (or an optional JSON body `{"name": ...}`).
 #[utoipa::path(
     tag = "admin",
-    params(NameQuery),
-    request_body(content = Option<NameQuery>, description = "Optional: `{\"name\": ...}`"),
+    params(NameRequired),
     responses(
         (status = 200, body = ManagedDeleted),
         BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, Unavailable,
@@ -354,16 +403,15 @@ async fn patch(
 async fn delete_by_body(
     shared: web::Data<Shared>,
     query: web::Query<NameQuery>,
-    body: web::Bytes,
+    body: super::naming::BodyName,
 ) -> Result<HttpResponse, ApiError> {
-    delete(&shared, None, query, &body).await
+    delete(&shared, None, query, body).await
 }
 
 /// Removes the managed proxy `name` (a config-file one is refused: 409).
 #[utoipa::path(
     tag = "admin",
-    params(("name" = String, Path, description = "The managed proxy's name"), NameQuery),
-    request_body(content = Option<NameQuery>, description = "Optional: `{\"name\": ...}`"),
+    params(("name" = String, Path, description = "The managed proxy's name", max_length = 128)),
     responses(
         (status = 200, body = ManagedDeleted),
         BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, Unavailable,
@@ -375,16 +423,16 @@ async fn delete_named(
     shared: web::Data<Shared>,
     path: web::Path<String>,
     query: web::Query<NameQuery>,
-    body: web::Bytes,
+    body: super::naming::BodyName,
 ) -> Result<HttpResponse, ApiError> {
-    delete(&shared, Some(path), query, &body).await
+    delete(&shared, Some(path), query, body).await
 }
 
 async fn delete(
     shared: &Shared,
     path: Option<web::Path<String>>,
     query: web::Query<NameQuery>,
-    body: &[u8],
+    body: super::naming::BodyName,
 ) -> Result<HttpResponse, ApiError> {
     let name = named("/api/admin/proxies/{name}", path, query, body)?;
     let view = change(shared, ManagedChange::Delete { name }).await?;

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod auth;
+pub mod body;
 pub mod dashboard;
 pub mod error;
 pub mod leases;
@@ -18,7 +19,6 @@ pub mod status;
 
 use crate::state::Shared;
 use actix_web::dev::Server;
-use actix_web::error::{JsonPayloadError, PayloadError};
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpRequest, HttpServer};
 use error::ApiError;
@@ -26,34 +26,6 @@ use std::sync::Arc;
 
 /// The largest request body any endpoint takes.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// A JSON body that could not be taken, as the API answers it: too large is 413, anything
-/// else (not JSON, wrong content type, wrong shape) 400.
-fn json_error(e: JsonPayloadError) -> ApiError {
-    match e {
-        JsonPayloadError::OverflowKnownLength { .. }
-        | JsonPayloadError::Overflow { .. }
-        | JsonPayloadError::Payload(PayloadError::Overflow) => {
-            ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", BODY_LIMIT / 1024))
-        }
-        JsonPayloadError::ContentType => ApiError::BadRequest(
-            "the body must be JSON, sent with `Content-Type: application/json`".into(),
-        ),
-        e => error::bad_body(e),
-    }
-}
-
-/// An optional JSON body (read as bytes, whatever its content type): none when it is empty,
-/// otherwise a JSON object of `T`'s fields, or a 400.
-pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => Ok(T::default()),
-        Some(b'{') => serde_json::from_slice(body).map_err(error::bad_body),
-        Some(_) => Err(ApiError::BadRequest(
-            "the body must be a JSON object (or empty)".into(),
-        )),
-    }
-}
 
 /// Sends `msg` to an actor found in the registry (`addr`) and awaits its answer. While the actor
 /// restarts (no address, or it stopped before answering) the request answers 503 "`what` is
@@ -169,14 +141,8 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
                 let e = error::without_values(&e.to_string());
                 ApiError::BadRequest(format!("bad path: {e}")).into()
             }))
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(BODY_LIMIT)
-                    // Without the values: a mistyped field may hold a secret.
-                    .error_handler(|e, _| json_error(e).into()),
-            )
-            // Bodies read as bytes (optional JSON bodies) have the same limit; actix's 413 for
-            // them is rewritten into the error JSON by `json_errors`.
+            // Bodies (JSON ones included: `body::Json` reads bytes) have one limit; actix's 413
+            // is rewritten into the error JSON by `json_errors`.
             .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
             .wrap_fn(|req, srv| {
                 let call = match auth::admin_gate(&req) {

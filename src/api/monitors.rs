@@ -201,7 +201,7 @@ where
 #[post("/api/admin/monitors")]
 async fn add(
     shared: web::Data<Shared>,
-    body: web::Json<MonitorConfig>,
+    body: super::body::Json<MonitorConfig>,
 ) -> Result<HttpResponse, ApiError> {
     let config = body.into_inner();
     let def = MonitorDef::new(&config, crate::env::string).map_err(ApiError::BadRequest)?;
@@ -233,11 +233,10 @@ async fn add(
     }))
 }
 
-/// Stops watching a service named by `?name=` or an optional JSON body `{"name": ...}`.
+/// Stops watching the service `?name=` names (or an optional JSON body `{"name": ...}`).
 #[utoipa::path(
     tag = "admin",
-    params(NameQuery),
-    request_body(content = Option<NameQuery>, description = "Optional: `{\"name\": ...}`"),
+    params(super::managed::NameRequired),
     responses(
         (status = 200, body = MonitorDeleted),
         BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, Unavailable,
@@ -248,16 +247,15 @@ async fn add(
 async fn remove_by_body(
     shared: web::Data<Shared>,
     query: web::Query<NameQuery>,
-    body: web::Bytes,
+    body: super::naming::BodyName,
 ) -> Result<HttpResponse, ApiError> {
-    remove(&shared, None, query, &body).await
+    remove(&shared, None, query, body).await
 }
 
 /// Stops watching the service `name` (a config-file one is refused: 409).
 #[utoipa::path(
     tag = "admin",
-    params(("name" = String, Path, description = "The monitor's name"), NameQuery),
-    request_body(content = Option<NameQuery>, description = "Optional: `{\"name\": ...}`"),
+    params(("name" = String, Path, description = "The monitor's name", max_length = 128)),
     responses(
         (status = 200, body = MonitorDeleted),
         BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, Unavailable,
@@ -269,16 +267,16 @@ async fn remove_named(
     shared: web::Data<Shared>,
     path: web::Path<String>,
     query: web::Query<NameQuery>,
-    body: web::Bytes,
+    body: super::naming::BodyName,
 ) -> Result<HttpResponse, ApiError> {
-    remove(&shared, Some(path), query, &body).await
+    remove(&shared, Some(path), query, body).await
 }
 
 async fn remove(
     shared: &Shared,
     path: Option<web::Path<String>>,
     query: web::Query<NameQuery>,
-    body: &[u8],
+    body: super::naming::BodyName,
 ) -> Result<HttpResponse, ApiError> {
     let name = named("/api/admin/monitors/{name}", path, query, body)?;
     let view = monitor(shared, RemoveMonitor { name })
@@ -290,7 +288,7 @@ async fn remove(
 /// A restart now, whatever the state and warm-up.
 #[utoipa::path(
     tag = "admin",
-    params(("name" = String, Path, description = "The monitor's name")),
+    params(("name" = String, Path, description = "The monitor's name", max_length = 128)),
     responses(
         (status = 202, body = RestartStarted),
         BadRequest, Unauthorized, NotFound, Conflict, Unavailable,

@@ -46,8 +46,22 @@ pub fn checked(name: String) -> Result<String, ApiError> {
 }
 
 /// The `name` of an optional JSON body (`{"name": ...}`); an empty body names nothing.
-pub fn body_name(body: &[u8]) -> Result<Option<String>, ApiError> {
-    Ok(super::optional_json::<NameQuery>(body)?.name)
+pub struct BodyName(pub Option<String>);
+
+impl actix_web::FromRequest for BodyName {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        let bytes = actix_web::web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await?;
+            Ok(BodyName(super::body::optional::<NameQuery>(&bytes)?.name))
+        })
+    }
 }
 
 /// The name a DELETE gives in its path, query or optional JSON body.
@@ -55,12 +69,12 @@ pub fn named(
     what: &str,
     path: Option<actix_web::web::Path<String>>,
     query: actix_web::web::Query<NameQuery>,
-    body: &[u8],
+    body: BodyName,
 ) -> Result<String, ApiError> {
     target_name(
         what,
         path.map(|p| p.into_inner()),
         query.into_inner().name,
-        body_name(body)?,
+        body.0,
     )
 }

@@ -69,7 +69,7 @@ impl Modify for Security {
 pub fn document(
     configure: impl FnOnce(&mut ServiceConfig),
     config: &crate::config::Config,
-) -> Document {
+) -> serde_json::Value {
     let (_, paths) = actix_web::App::new()
         .into_utoipa_app()
         .configure(configure)
@@ -83,7 +83,7 @@ pub fn document(
 /// Writes this instance's limits into the document: `count`/`limit` bounded by
 /// `server.max_count`; `profile` takes the configured profile names (and is left out when
 /// there is none).
-fn fit_to_config(doc: Document, config: &crate::config::Config) -> Document {
+fn fit_to_config(doc: Document, config: &crate::config::Config) -> serde_json::Value {
     let mut value = serde_json::to_value(&doc).unwrap_or_default();
     let max = config.server.max_count as f64;
     let profiles: Vec<serde_json::Value> = config
@@ -92,6 +92,16 @@ fn fit_to_config(doc: Document, config: &crate::config::Config) -> Document {
         .iter()
         .map(|p| p.name.clone().into())
         .collect();
+    if let Some(schemas) = value
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    {
+        schemas.insert(
+            "RecoveryConfig".into(),
+            crate::config::RecoveryConfig::api_schema(),
+        );
+    }
+    set_max_count(&mut value, max);
     if let Some(paths) = value.get_mut("paths").and_then(|p| p.as_object_mut()) {
         for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
             for op in item.values_mut().filter_map(|o| o.as_object_mut()) {
@@ -99,19 +109,29 @@ fn fit_to_config(doc: Document, config: &crate::config::Config) -> Document {
                     continue;
                 };
                 params.retain(|p| p["name"] != "profile" || !profiles.is_empty());
-                for p in params.iter_mut() {
-                    let schema = &mut p["schema"];
-                    if schema["maximum"].as_f64() == Some(MAX_COUNT_PLACEHOLDER) {
-                        schema["maximum"] = max.into();
-                    }
-                    if p["name"] == "profile" {
-                        p["schema"] = serde_json::json!({"type": "string", "enum": profiles});
-                    }
+                for p in params.iter_mut().filter(|p| p["name"] == "profile") {
+                    let mut names = profiles.clone();
+                    names.insert(0, "".into());
+                    p["schema"] = serde_json::json!({"type": "string", "enum": names});
                 }
             }
         }
     }
-    serde_json::from_value(value).unwrap_or(doc)
+    value
+}
+
+/// Every `maximum` that is the placeholder becomes `server.max_count`.
+fn set_max_count(v: &mut serde_json::Value, max: f64) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.get("maximum").and_then(|x| x.as_f64()) == Some(MAX_COUNT_PLACEHOLDER) {
+                m.insert("maximum".into(), max.into());
+            }
+            m.values_mut().for_each(|x| set_max_count(x, max));
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| set_max_count(x, max)),
+        _ => {}
+    }
 }
 
 /// The document as JSON text, and each path's methods (for `Allow`).
@@ -121,9 +141,8 @@ pub struct Served {
 }
 
 impl Served {
-    pub fn new(doc: &Document) -> Served {
-        let json = doc.to_json().unwrap_or_else(|_| "{}".into());
-        let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    pub fn new(value: &serde_json::Value) -> Served {
+        let json = value.to_string();
         let routes = value["paths"]
             .as_object()
             .map(|paths| {

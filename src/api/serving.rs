@@ -32,23 +32,26 @@ pub struct ServingQuery {
     /// How many proxies (default 10), 1 to `server.max_count`.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     count: Option<String>,
-    /// Order of the answer (default `fastest`).
-    #[param(value_type = Option<StrategyName>)]
+    /// Order of the answer: `fastest` (default), `cheapest`, `random` or `least_loaded`. Here
+    /// and below, an empty value is the same as none.
+    #[param(value_type = Option<String>, pattern = "^(|fastest|cheapest|random|least_loaded)$")]
     strategy: Option<String>,
-    /// Only proxies of this protocol.
-    #[param(value_type = Option<ProtocolName>)]
+    /// Only proxies of this protocol: `http`, `https`, `socks4` or `socks5`.
+    #[param(value_type = Option<String>, pattern = "^(|http|https|socks4|socks5)$")]
     protocol: Option<String>,
-    /// Only proxies of this anonymity level (needs `validation.judge_url`).
-    #[param(value_type = Option<AnonymityName>)]
+    /// Only proxies of this anonymity level (needs `validation.judge_url`): `transparent`,
+    /// `anonymous` or `elite`.
+    #[param(value_type = Option<String>, pattern = "^(|transparent|anonymous|elite)$")]
     anonymity: Option<String>,
-    /// Only proxies in this country (ISO 3166 two-letter code, any case).
-    #[param(value_type = Option<String>, pattern = "^[A-Za-z]{2}$")]
+    /// Only proxies in this country (ISO 3166 two-letter code, any case; empty: any).
+    #[param(value_type = Option<String>, pattern = "^([A-Za-z]{2})?$")]
     country: Option<String>,
-    /// Only proxies that pass this check profile (a `[[validation.profiles]]` name).
+    /// Only proxies that pass this check profile (a `[[validation.profiles]]` name; empty:
+    /// none).
     #[param(value_type = Option<String>)]
     profile: Option<String>,
-    /// Add `details` (per proxy: tier, latency, success rate, ...).
-    #[param(value_type = Option<BoolText>)]
+    /// `true` (or `1`) adds `details` (per proxy: tier, latency, success rate, ...).
+    #[param(value_type = Option<String>, pattern = "^(|true|false|1|0)$")]
     detail: Option<String>,
 }
 
@@ -82,20 +85,6 @@ pub enum AnonymityName {
     Transparent,
     Anonymous,
     Elite,
-}
-
-/// A boolean parameter: `true`, `false`, `1` or `0`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub enum BoolText {
-    #[schema(rename = "true")]
-    True,
-    #[schema(rename = "false")]
-    False,
-    #[schema(rename = "1")]
-    One,
-    #[schema(rename = "0")]
-    Zero,
 }
 
 /// `/list`'s parameter.
@@ -491,7 +480,10 @@ async fn random(req: HttpRequest, shared: web::Data<Shared>) -> Result<HttpRespo
 #[serde(deny_unknown_fields)]
 pub struct ReportBody {
     /// The proxy as it was served (`http://host:port`, credentials allowed).
-    #[schema(example = "http://203.0.113.5:8080")]
+    #[schema(
+        example = "http://203.0.113.5:8080",
+        pattern = r"^(https?|socks[45])://([^/?#]*@)?((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}|([A-Za-z0-9_-]{1,62}\.){0,3}[A-Za-z_-][A-Za-z0-9_-]{0,61}):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])/?$"
+    )]
     proxy: String,
     /// `false`: it failed (counts as a failed check); `true`: it worked.
     ok: bool,
@@ -523,7 +515,7 @@ pub struct ReportAnswer {
 async fn report(
     req: HttpRequest,
     shared: web::Data<Shared>,
-    body: web::Json<ReportBody>,
+    body: super::body::Json<ReportBody>,
 ) -> Result<HttpResponse, ApiError> {
     require_client(&req, &shared)?;
     let body = body.into_inner();

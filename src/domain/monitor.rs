@@ -126,10 +126,10 @@ impl MonitorDef {
     pub fn new(c: &MonitorConfig, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let name = super::managed::checked_name(&c.name)?;
         let url = http_url(&c.url).map_err(|e| format!("`url` {e}"))?;
-        let interval_ms = secs_ms(c.interval_secs, "interval_secs")?;
-        if interval_ms < MIN_INTERVAL_MS {
-            return Err("`interval_secs` must be at least 1".into());
+        if !(c.interval_secs >= MIN_INTERVAL_MS as f64 / 1000.0 && c.interval_secs <= 86_400.0) {
+            return Err("`interval_secs` must be from 1 to 86400".into());
         }
+        let interval_ms = secs_ms(c.interval_secs, "interval_secs")?;
         if !(1..=600_000).contains(&c.timeout_ms) {
             return Err("`timeout_ms` must be from 1 to 600000".into());
         }

@@ -366,8 +366,10 @@ async fn hostile_input_on_every_route_is_a_4xx_with_the_error_json_never_a_5xx()
         ];
         for (case, body) in bad_bodies {
             let a = hit(app, m.clone(), p, json_ct, Some(body)).await;
-            match r.takes {
-                Takes::Nothing => expect(&what(case), &a, normal, None),
+            match (r.takes, case) {
+                (Takes::Nothing, _) => expect(&what(case), &a, normal, None),
+                // JSON's `null` is no body, as an empty one is.
+                (Takes::OptionalJson, "null") => expect(&what(case), &a, normal, None),
                 _ => expect(&what(case), &a, 400, Some("bad_request")),
             }
         }
@@ -523,7 +525,6 @@ async fn hostile_input_on_every_route_is_a_4xx_with_the_error_json_never_a_5xx()
             json!({"max_leases": -3}),
             json!({"priority": big_int}),
             json!({"cost_per_gb": -0.5}),
-            json!({}),
         ] {
             cases.push((
                 patch.clone(),

@@ -317,7 +317,7 @@ async fn admin_api_manages_proxies_on(db: (String, TestDb)) {
     })
     .await;
 
-    // PATCH by path, by body and by query; unknown → 404, nothing to change → 400, a proxy of
+    // PATCH by path, by body and by query; unknown → 404, nothing to change → 200, a proxy of
     // the config file → 409.
     let (code, body) = admin(
         &app,
@@ -357,7 +357,8 @@ async fn admin_api_manages_proxies_on(db: (String, TestDb)) {
     );
     for (path, body, want) in [
         ("/api/admin/proxies/nobody", json!({"priority": 1}), 404),
-        ("/api/admin/proxies/vps-1", json!({}), 400),
+        // Nothing to change is a change to nothing: the proxy as it is.
+        ("/api/admin/proxies/vps-1", json!({}), 200),
         (
             "/api/admin/proxies/vps-1",
             json!({"kind": "mainframe"}),
