@@ -122,7 +122,11 @@ fn lease_answer(l: &Lease, requested: Option<usize>, shared: &Shared) -> LeaseAn
     tag = "leases",
     request_body = TakeBody,
     responses(
-        (status = 201, description = "The lease (stored before this answer)", body = LeaseAnswer),
+        (status = 201, description = "The lease (stored before this answer)", body = LeaseAnswer,
+         links(
+            ("Renew" = (operation_id = "renew", parameters(("id" = "$response.body#/lease_id")))),
+            ("Release" = (operation_id = "release", parameters(("id" = "$response.body#/lease_id")))),
+         )),
         BadRequest, Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unavailable,
     ),
     security((), ("client_token" = [])),

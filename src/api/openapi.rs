@@ -102,6 +102,7 @@ fn fit_to_config(doc: Document, config: &crate::config::Config) -> serde_json::V
         );
     }
     set_max_count(&mut value, max);
+    link_names(&mut value);
     if let Some(paths) = value.get_mut("paths").and_then(|p| p.as_object_mut()) {
         for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
             for op in item.values_mut().filter_map(|o| o.as_object_mut()) {
@@ -118,6 +119,30 @@ fn fit_to_config(doc: Document, config: &crate::config::Config) -> serde_json::V
         }
     }
     value
+}
+
+/// utoipa 5.5 writes a link's `operationId` as `operation_id` (and `operationRef` as
+/// `operation_ref`); the document says them as OpenAPI does.
+fn link_names(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(serde_json::Value::Object(links)) = m.get_mut("links") {
+                for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                    for (from, to) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                    ] {
+                        if let Some(x) = link.remove(from) {
+                            link.insert(to.into(), x);
+                        }
+                    }
+                }
+            }
+            m.values_mut().for_each(link_names);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(link_names),
+        _ => {}
+    }
 }
 
 /// Every `maximum` that is the placeholder becomes `server.max_count`.

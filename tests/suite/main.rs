@@ -23,6 +23,7 @@ mod params;
 mod pipeline;
 mod profiles;
 mod resurrection;
+mod schema_fuzz;
 mod secrets;
 mod shutdown;
 mod sources;

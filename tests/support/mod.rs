@@ -14,4 +14,5 @@ pub mod smtp;
 pub mod socks;
 pub mod source;
 pub mod telegram;
+pub mod tools;
 pub mod wait;
