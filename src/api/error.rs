@@ -41,43 +41,43 @@ pub mod refusals {
     /// A parameter or the body is malformed or out of range (the message names it).
     #[derive(utoipa::IntoResponses)]
     #[response(status = 400)]
-    pub struct BadRequest(#[to_schema] ErrorBody);
+    pub struct BadRequest(ErrorBody);
 
     /// A valid bearer token is required (`WWW-Authenticate: Bearer`).
     #[derive(utoipa::IntoResponses)]
     #[response(status = 401)]
-    pub struct Unauthorized(#[to_schema] ErrorBody);
+    pub struct Unauthorized(ErrorBody);
 
     /// Nothing of that name (or id).
     #[derive(utoipa::IntoResponses)]
     #[response(status = 404)]
-    pub struct NotFound(#[to_schema] ErrorBody);
+    pub struct NotFound(ErrorBody);
 
     /// The path exists, the method does not (`Allow` lists those that do).
     #[derive(utoipa::IntoResponses)]
     #[response(status = 405)]
-    pub struct MethodNotAllowed(#[to_schema] ErrorBody);
+    pub struct MethodNotAllowed(ErrorBody);
 
     /// It exists already, or belongs to the config file.
     #[derive(utoipa::IntoResponses)]
     #[response(status = 409)]
-    pub struct Conflict(#[to_schema] ErrorBody);
+    pub struct Conflict(ErrorBody);
 
     /// The body is larger than 64 KiB.
     #[derive(utoipa::IntoResponses)]
     #[response(status = 413)]
-    pub struct PayloadTooLarge(#[to_schema] ErrorBody);
+    pub struct PayloadTooLarge(ErrorBody);
 
     /// The body is compressed (`Content-Encoding`), or not JSON where JSON is taken.
     #[derive(utoipa::IntoResponses)]
     #[response(status = 415)]
-    pub struct UnsupportedMediaType(#[to_schema] ErrorBody);
+    pub struct UnsupportedMediaType(ErrorBody);
 
     /// The actor that answers is restarting, the store is away, or the service is stopping:
     /// try again.
     #[derive(utoipa::IntoResponses)]
     #[response(status = 503)]
-    pub struct Unavailable(#[to_schema] ErrorBody);
+    pub struct Unavailable(ErrorBody);
 }
 
 #[derive(Debug, thiserror::Error)]

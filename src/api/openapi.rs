@@ -237,3 +237,188 @@ async fn openapi_json(doc: web::Data<Served>) -> Result<HttpResponse, ApiError> 
         .content_type("application/json")
         .body(doc.json.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The document's patterns against the validators they describe: whatever a pattern takes
+    //! the validator takes (else a schema-valid request would be refused), and the samples
+    //! below are judged alike by both.
+
+    use super::*;
+
+    fn doc() -> serde_json::Value {
+        document(super::super::routes, &crate::config::Config::default())
+    }
+
+    fn pattern(doc: &serde_json::Value, pointer: &str) -> regex::Regex {
+        let p = doc
+            .pointer(pointer)
+            .and_then(|p| p.as_str())
+            .unwrap_or_else(|| panic!("no pattern at {pointer}"));
+        regex::Regex::new(p).unwrap_or_else(|e| panic!("{pointer}: {e}"))
+    }
+
+    fn agree(re: &regex::Regex, accepts: impl Fn(&str) -> bool, samples: &[&str]) {
+        for s in samples {
+            assert_eq!(re.is_match(s), accepts(s), "{s:?}: pattern {re}");
+        }
+    }
+
+    #[test]
+    fn names_are_documented_as_checked() {
+        let d = doc();
+        let long = "n".repeat(64);
+        let longer = "n".repeat(65);
+        let samples = [
+            "a",
+            " a ",
+            "paid-1",
+            "ñame",
+            "a b",
+            &long,
+            &longer,
+            "",
+            " ",
+            "a/b",
+            "a\u{1}b",
+            "\u{85}a",
+            "a\u{2028}",
+            "\u{1c}a",
+            "\u{3000}x\u{3000}",
+            "\ta\n",
+            "a\u{9f}",
+        ];
+        let valid = |s: &str| crate::domain::managed::checked_name(s).is_ok();
+        for at in [
+            "/components/schemas/ManagedProxyConfig/properties/name/pattern",
+            "/components/schemas/MonitorConfig/properties/name/pattern",
+        ] {
+            agree(&pattern(&d, at), valid, &samples);
+        }
+    }
+
+    #[test]
+    fn proxy_urls_are_documented_as_parsed() {
+        let d = doc();
+        let re = pattern(
+            &d,
+            "/components/schemas/ManagedProxyConfig/properties/url/pattern",
+        );
+        let valid = |s: &str| {
+            crate::domain::proxy::Endpoint::parse(s, crate::domain::proxy::Protocol::Http).is_ok()
+        };
+        agree(
+            &re,
+            valid,
+            &[
+                "http://1.2.3.4:80",
+                "socks5://u:p@host.example:1080",
+                "https://proxy_1.example:65535/",
+                "http://a:0",
+                "http://a:65536",
+                "ftp://a:1",
+                "http://1.2.3:80",
+                "http://host",
+                "http://host:80/x",
+                "http://ho st:80",
+            ],
+        );
+        // Narrower than the parser where the pattern would be unreadable: an IPv6 host.
+        assert!(valid("http://[::1]:80") && !re.is_match("http://[::1]:80"));
+    }
+
+    #[test]
+    fn http_urls_are_documented_as_parsed() {
+        let d = doc();
+        let re = pattern(
+            &d,
+            "/components/schemas/MonitorConfig/properties/url/pattern",
+        );
+        let valid = |s: &str| crate::config::http_url(s).is_ok();
+        agree(
+            &re,
+            valid,
+            &[
+                "http://a.example/health",
+                "https://x:443/p?q=1",
+                "http://1.2.3.4/",
+                "http://user:pw@host.example:8080/x",
+                "ftp://a/",
+                "http://",
+                "http://a:99999/",
+            ],
+        );
+        // Narrower than the `url` crate where it is lenient: it reads `http:///x` as `http://x/`.
+        assert!(valid("http:///x") && !re.is_match("http:///x"));
+        let base = regex::Regex::new(crate::config::API_BASE_PATTERN).unwrap();
+        for ok in ["https://api.render.com", "http://127.0.0.1:9/"] {
+            assert!(base.is_match(ok), "{ok}");
+        }
+        for bad in ["https://api.render.com/v1", "api.render.com"] {
+            assert!(!base.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_contract_route_is_in_the_document_with_its_error_json() {
+        let d = doc();
+        let paths = d["paths"].as_object().unwrap();
+        for (method, path) in [
+            ("get", "/api/proxy/alive"),
+            ("get", "/api/proxies"),
+            ("get", "/list"),
+            ("get", "/random"),
+            ("post", "/api/proxy/report"),
+            ("post", "/api/leases"),
+            ("post", "/api/leases/{id}/renew"),
+            ("delete", "/api/leases/{id}"),
+            ("get", "/api/allocation"),
+            ("get", "/health"),
+            ("get", "/api/health"),
+            ("get", "/api/health/comprehensive"),
+            ("get", "/stats"),
+            ("get", "/api/ultra/stats"),
+            ("get", "/api/resurrection/stats"),
+            ("get", "/api/ultra/demo"),
+            ("get", "/api/v1/proxy/status"),
+            ("get", "/api/monitors"),
+            ("get", "/api/alerts"),
+            ("get", "/metrics"),
+            ("get", "/"),
+            ("get", "/api/logs"),
+            ("post", "/api/force/accept"),
+            ("post", "/api/v1/proxy/health-check"),
+            ("post", "/api/admin/proxies"),
+            ("patch", "/api/admin/proxies"),
+            ("delete", "/api/admin/proxies"),
+            ("post", "/api/admin/sources/{name}/fetch"),
+            ("post", "/api/admin/monitors"),
+            ("delete", "/api/admin/monitors"),
+            ("post", "/api/admin/monitors/{name}/restart"),
+            ("post", "/api/admin/alerts/test"),
+            ("post", "/api/admin/actors/{name}/restart"),
+            ("post", "/api/admin/actors/{name}/crash"),
+            ("get", "/api/openapi.json"),
+        ] {
+            let op = &paths
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} is not in the document"))[method];
+            assert!(op.is_object(), "{method} {path} is not in the document");
+            let admin = crate::api::auth::is_admin_path(path);
+            let security = op["security"].to_string();
+            assert_eq!(
+                security.contains("admin_token"),
+                admin,
+                "{method} {path}: {security}"
+            );
+            if admin {
+                let refused = &op["responses"]["401"]["content"]["application/json"]["schema"];
+                assert_eq!(refused["$ref"], "#/components/schemas/ErrorBody", "{path}");
+            }
+        }
+        assert_eq!(d["openapi"], "3.1.0");
+        let schemes = &d["components"]["securitySchemes"];
+        assert_eq!(schemes["admin_token"]["scheme"], "bearer");
+        assert_eq!(schemes["client_token"]["scheme"], "bearer");
+    }
+}
