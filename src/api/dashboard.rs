@@ -13,7 +13,16 @@ const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'un
                    frame-ancestors 'none'";
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(page);
+    cfg.service(page).service(favicon);
+}
+
+/// No icon: an empty answer, so browsers opening the dashboard get no 404.
+#[utoipa::path(tag = "status", responses((status = 204, description = "No icon")))]
+#[get("/favicon.ico")]
+async fn favicon() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("Cache-Control", "max-age=86400"))
+        .finish()
 }
 
 /// The dashboard: one self-contained HTML page.

@@ -5,6 +5,7 @@
 mod support;
 
 mod alerts;
+mod browser;
 mod chaos;
 mod cli;
 mod contract;
