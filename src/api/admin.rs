@@ -17,6 +17,20 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(force_accept);
 }
 
+/// The supervised actors, by name.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ActorName {
+    SourceFetcher,
+    ValidatorPool,
+    TierBalancer,
+    ResurrectionManager,
+    ServiceMonitor,
+    Alerter,
+    Allocator,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Fetching {
     source: String,
@@ -107,7 +121,7 @@ pub enum CrashMode {
 /// `supervision.fault_injection = true`; 404 otherwise, whatever the query).
 #[utoipa::path(
     tag = "admin",
-    params(("name" = String, Path, description = "An actor's name"), CrashQuery),
+    params(("name" = inline(ActorName), Path, description = "An actor's name"), CrashQuery),
     responses((status = 202, body = ActorControlled), BadRequest, Unauthorized, NotFound),
     security(("admin_token" = [])),
 )]
@@ -162,7 +176,7 @@ async fn crash_actor(
 /// (not counted as a crash).
 #[utoipa::path(
     tag = "admin",
-    params(("name" = String, Path, description = "An actor's name")),
+    params(("name" = inline(ActorName), Path, description = "An actor's name")),
     responses((status = 202, body = ActorControlled), Unauthorized, NotFound, Unavailable),
     security(("admin_token" = [])),
 )]

@@ -422,3 +422,29 @@ mod tests {
         assert_eq!(schemes["client_token"]["scheme"], "bearer");
     }
 }
+
+#[cfg(test)]
+mod refs {
+    /// Every `$ref` of the document names a schema it holds (tools refuse the rest).
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(v: &serde_json::Value, doc: &serde_json::Value, seen: &mut usize) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                        let pointer = r.strip_prefix('#').expect("a local reference");
+                        assert!(doc.pointer(pointer).is_some(), "unresolved {r}");
+                        *seen += 1;
+                    }
+                    m.values().for_each(|x| walk(x, doc, seen));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, doc, seen)),
+                _ => {}
+            }
+        }
+        let doc = super::document(super::super::routes, &crate::config::Config::default());
+        let mut seen = 0;
+        walk(&doc, &doc, &mut seen);
+        assert!(seen > 50, "{seen} references");
+    }
+}
