@@ -1,12 +1,12 @@
 //! Building and running the application: store, pool, actors and HTTP server. `main` only reads
 //! the config and calls `Application::build`; tests build the same application on port 0.
 
-use crate::actors::messages::FlushNow;
 use crate::actors::resurrection_manager::ResurrectionManager;
 use crate::actors::supervisor::{ChildSpec, Supervisor};
 use crate::actors::{
     source_fetcher::SourceFetcher, tier_balancer::TierBalancer, validator_pool::ValidatorPool,
 };
+use crate::bus::messages::FlushNow;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::domain::record::{attach_managed, ProxyRecord};
@@ -141,7 +141,14 @@ impl Application {
             },
         ];
         let supervisor = Supervisor::new(shared.clone(), specs).start();
-        crate::actors::registry::Registry::set(&shared.registry.supervisor, &supervisor);
+        shared
+            .registry
+            .restart_child
+            .set(supervisor.clone().recipient());
+        shared
+            .registry
+            .stop_children
+            .set(supervisor.clone().recipient());
 
         let addr = config
             .bind_addr()
@@ -202,13 +209,13 @@ impl Application {
             _ => log::error!("shutdown: final write of {what} did not finish"),
         };
         let limit = Duration::from_secs(10);
-        if let Some(balancer) = self.shared.registry.balancer() {
+        if let Some(balancer) = self.shared.registry.flush_pool.get() {
             report(
                 "pool rows",
                 tokio::time::timeout(limit, balancer.send(FlushNow)).await,
             );
         }
-        if let Some(monitor) = self.shared.registry.monitor() {
+        if let Some(monitor) = self.shared.registry.flush_monitors.get() {
             report(
                 "monitor stats",
                 tokio::time::timeout(limit, monitor.send(FlushNow)).await,
@@ -216,7 +223,7 @@ impl Application {
         }
         let _ = self
             .supervisor
-            .send(crate::actors::supervisor::StopChildren)
+            .send(crate::bus::messages::StopChildren)
             .await;
         result
     }

@@ -3,6 +3,7 @@
 pub mod actors;
 pub mod api;
 pub mod app;
+pub mod bus;
 pub mod channels;
 pub mod checker;
 pub mod clock;

@@ -49,36 +49,7 @@ pub struct Counters {
     pub blacklisted: u64,
 }
 
-/// A managed proxy as status reports show it: never with its credentials.
-#[derive(Clone, Debug)]
-pub struct ManagedView {
-    pub name: String,
-    /// Public URL (no credentials).
-    pub url: String,
-    pub has_credentials: bool,
-    pub kind: String,
-    pub cost_per_gb: f64,
-    pub priority: i32,
-    pub max_leases: Option<u32>,
-    pub health: crate::domain::lifecycle::Health,
-}
-
-impl ManagedView {
-    /// The view of a managed proxy's record; `None` for proxies from sources.
-    pub fn of(r: &ProxyRecord) -> Option<ManagedView> {
-        let m = r.managed.as_ref()?;
-        Some(ManagedView {
-            name: m.name.clone(),
-            url: r.key(),
-            has_credentials: r.endpoint.credentials.is_some(),
-            kind: r.kind.clone(),
-            cost_per_gb: r.cost_per_gb,
-            priority: r.priority,
-            max_leases: m.max_leases,
-            health: r.health.clone(),
-        })
-    }
-}
+pub use crate::domain::record::ManagedView;
 
 #[derive(Debug, Default)]
 pub struct PoolSnapshot {

@@ -1,7 +1,7 @@
 //! What the HTTP layer and the actors share: config, the published pool snapshot, the status
 //! board shown by health, the registry of live actors, and the store.
 
-use crate::actors::registry::Registry;
+use crate::bus::registry::Registry;
 use crate::config::Config;
 use crate::snapshot::PoolSnapshot;
 use crate::store::Store;

@@ -7,7 +7,8 @@
 //! `alerts.daily_report_at` (UTC) it sends a daily report. Every delivery outcome is one log line,
 //! without secrets.
 
-use super::messages::Alert;
+use crate::bus::messages::Alert;
+use crate::bus::messages::{Raise, Raised};
 use crate::channels::{self, Channel};
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::alerts::{
@@ -21,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const NAME: &str = "alerter";
+pub const NAME: &str = crate::bus::names::ALERTER;
 const TICK: Duration = Duration::from_millis(100);
 /// Deliveries on their way to one channel at once.
 const IN_FLIGHT_PER_CHANNEL: usize = 4;
@@ -33,18 +34,6 @@ const UNSTORED_MAX: usize = 1000;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often alerts kept in memory are offered to the store again.
 const RETRY_STORE: Duration = Duration::from_secs(1);
-
-/// Raise an alert and answer what became of it (the admin API's test alert).
-#[derive(Message)]
-#[rtype(result = "Result<Raised, String>")]
-pub struct Raise(pub AlertEvent);
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Raised {
-    /// The stored alert (the open one it was folded into, for a repeat); `None` when dropped.
-    pub id: Option<i64>,
-    pub folded: bool,
-}
 
 /// A delivery not made yet.
 #[derive(Clone, Debug)]
@@ -621,4 +610,4 @@ impl Handler<Raise> for Alerter {
     }
 }
 
-super::controlled!(Alerter, NAME, alerter);
+super::controlled!(Alerter, NAME, [alert, raise]);

@@ -3,7 +3,7 @@
 //! proxy over capacity; each lease is stored before it is answered, and expired leases free their
 //! slots by themselves. It publishes the load per proxy for `/api/allocation` and `least_loaded`.
 
-use super::messages::{Allocate, Release, Renew};
+use crate::bus::messages::{Allocate, Release, Renew};
 use crate::clock::now_ms;
 use crate::domain::leases::{Lease, LeaseBook};
 use crate::domain::selection::Strategy;
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const NAME: &str = "allocator";
+pub const NAME: &str = crate::bus::names::ALLOCATOR;
 const TICK: Duration = Duration::from_millis(100);
 
 /// Slots in use per proxy URL, and the number of live leases.
@@ -218,4 +218,4 @@ impl Handler<Release> for Allocator {
     }
 }
 
-super::controlled!(Allocator, NAME, allocator);
+super::controlled!(Allocator, NAME, [allocate, renew, release]);

@@ -3,8 +3,6 @@
 
 pub mod alerter;
 pub mod allocator;
-pub mod messages;
-pub mod registry;
 pub mod resurrection_manager;
 pub mod service_monitor;
 pub mod source_fetcher;
@@ -12,24 +10,25 @@ pub mod supervisor;
 pub mod tier_balancer;
 pub mod validator_pool;
 
+use crate::bus::messages::Control;
+use crate::bus::registry::Registry;
 use crate::state::Shared;
-use actix::{Actor, ActorContext, Addr, ArbiterHandle, AsyncContext, Context};
-use arc_swap::ArcSwapOption;
-use messages::Control;
-use registry::Registry;
+use actix::{Actor, ActorContext, Addr, ArbiterHandle, AsyncContext, Context, Handler};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// A supervised actor: where the registry keeps its address, and the state it shares.
-pub trait Supervised: Actor<Context = Context<Self>> {
-    fn slot(r: &Registry) -> &ArcSwapOption<Addr<Self>>;
+/// A supervised actor: its name, the state it shares, and the ports it fills in the registry.
+pub trait Supervised: Actor<Context = Context<Self>> + Handler<Control> {
+    const NAME: &'static str;
+    /// Puts this instance's receivers in their registry ports.
+    fn register(addr: &Addr<Self>, r: &Registry);
     fn shared(&self) -> &Arc<Shared>;
 }
 
-/// Starts a child on its arbiter (built by `make`, whose `started` reloads its state), puts its
-/// address in its registry slot, and returns the probe the Supervisor watches.
+/// Starts a child on its arbiter (built by `make`, whose `started` reloads its state), fills its
+/// registry ports, and returns the probe the Supervisor watches.
 pub fn start_child<A: Supervised>(
     shared: &Arc<Shared>,
     arbiter: &ArbiterHandle,
@@ -37,7 +36,10 @@ pub fn start_child<A: Supervised>(
 ) -> Box<dyn Fn() -> bool> {
     let s = shared.clone();
     let addr = A::start_in_arbiter(arbiter, move |_| make(s));
-    Registry::set(A::slot(&shared.registry), &addr);
+    A::register(&addr, &shared.registry);
+    shared
+        .registry
+        .set_control(A::NAME, addr.clone().recipient());
     Box::new(move || addr.connected())
 }
 
@@ -49,12 +51,8 @@ pub fn every<A: Supervised>(
     mut f: impl FnMut(&mut A, &mut Context<A>) + 'static,
 ) {
     ctx.run_interval(period, move |act, ctx| {
-        let me = ctx.address();
-        let current = A::slot(&act.shared().registry)
-            .load()
-            .as_deref()
-            .is_some_and(|a| *a == me);
-        if !current {
+        let me = ctx.address().recipient::<Control>();
+        if !act.shared().registry.is_current(A::NAME, &me) {
             log::warn!("a replaced actor instance woke up; it stops");
             ctx.stop();
             return;
@@ -102,24 +100,23 @@ where
     }
 }
 
-/// What every supervised actor has: the `Supervised` trait (its registry `slot`) and the
-/// `Control` handler.
+/// What every supervised actor has: the `Supervised` trait (its name and the registry ports it
+/// fills: `controlled!(Actor, NAME, [port, ...])`) and the `Control` handler.
 macro_rules! controlled {
-    ($actor:ty, $name:expr, $slot:ident) => {
+    ($actor:ty, $name:expr, [$($port:ident),* $(,)?]) => {
         impl $crate::actors::Supervised for $actor {
-            fn slot(
-                r: &$crate::actors::registry::Registry,
-            ) -> &arc_swap::ArcSwapOption<actix::Addr<Self>> {
-                &r.$slot
+            const NAME: &'static str = $name;
+            fn register(addr: &actix::Addr<Self>, r: &$crate::bus::registry::Registry) {
+                $(r.$port.set(addr.clone().recipient());)*
             }
             fn shared(&self) -> &std::sync::Arc<$crate::state::Shared> {
                 &self.shared
             }
         }
 
-        impl actix::Handler<$crate::actors::messages::Control> for $actor {
+        impl actix::Handler<$crate::bus::messages::Control> for $actor {
             type Result = ();
-            fn handle(&mut self, msg: $crate::actors::messages::Control, ctx: &mut Self::Context) {
+            fn handle(&mut self, msg: $crate::bus::messages::Control, ctx: &mut Self::Context) {
                 $crate::actors::control(msg, $name, ctx)
             }
         }

@@ -3,7 +3,7 @@
 //! the TierBalancer like any other). The schedule is derived from what the store keeps (death
 //! count and time of death), so it survives restarts. Blacklisted proxies are never scheduled.
 
-use super::messages::{CheckBatch, CheckJob, DeadEvent};
+use crate::bus::messages::{CheckBatch, CheckJob, DeadEvent};
 use crate::clock::now_ms;
 use crate::domain::lifecycle::Tier;
 use crate::domain::proxy::Endpoint;
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const NAME: &str = "resurrection_manager";
+pub const NAME: &str = crate::bus::names::RESURRECTION_MANAGER;
 const TICK: Duration = Duration::from_millis(100);
 
 struct Entry {
@@ -104,7 +104,7 @@ impl ResurrectionManager {
             })
             .collect();
         if !due.is_empty() {
-            if let Some(validator) = self.shared.registry.validator() {
+            if let Some(validator) = self.shared.registry.check_batch.get() {
                 self.attempts += due.len() as u64;
                 for job in &due {
                     self.in_flight
@@ -236,4 +236,4 @@ impl Handler<DeadEvent> for ResurrectionManager {
     }
 }
 
-super::controlled!(ResurrectionManager, NAME, resurrection);
+super::controlled!(ResurrectionManager, NAME, [dead_event]);

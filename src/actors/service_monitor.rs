@@ -4,7 +4,7 @@
 //! when several services are down), alerts through the Alerter, and a published view for
 //! `GET /api/monitors`. Monitors come from the config file and from the admin API (stored).
 
-use super::messages::{AddMonitor, ChangeError, FlushNow, RemoveMonitor, RestartMonitor};
+use crate::bus::messages::{AddMonitor, ChangeError, FlushNow, RemoveMonitor, RestartMonitor};
 use crate::clock::now_ms;
 use crate::domain::alerts::AlertEvent;
 use crate::domain::monitor::MonitorDef;
@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const NAME: &str = "service_monitor";
+pub const NAME: &str = crate::bus::names::SERVICE_MONITOR;
 const TICK: Duration = Duration::from_millis(50);
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// Longest body read from a watched service.
@@ -404,10 +404,6 @@ impl ServiceMonitor {
             }
         );
     }
-
-    fn view_of(&self, name: &str) -> Option<MonitorView> {
-        self.watched.get(name).map(|w| w.view(now_ms()))
-    }
 }
 
 /// One check of a service: the expected status (and body substring) within the timeout.
@@ -528,7 +524,7 @@ fn stored_def(row: &MonitorRow) -> Result<MonitorDef, String> {
 /// Added monitors are stored first; the actor takes no other message meanwhile, so two
 /// changes never interleave.
 impl Handler<AddMonitor> for ServiceMonitor {
-    type Result = AtomicResponse<Self, Result<MonitorView, ChangeError>>;
+    type Result = AtomicResponse<Self, Result<String, ChangeError>>;
 
     fn handle(&mut self, msg: AddMonitor, _: &mut Self::Context) -> Self::Result {
         if self.shared.board.store_degraded() {
@@ -542,7 +538,11 @@ impl Handler<AddMonitor> for ServiceMonitor {
             )))));
         }
         let store = self.shared.store.clone();
-        let row = msg.row;
+        let row = MonitorRow {
+            name: msg.def.name.clone(),
+            definition: msg.definition,
+            created_at: msg.created_at,
+        };
         let write =
             async move { tokio::task::spawn_blocking(move || store.insert_monitor(&row)).await };
         let def = msg.def;
@@ -565,21 +565,20 @@ impl Handler<AddMonitor> for ServiceMonitor {
             log::info!("{NAME}: monitor {name} added ({})", def.recovery.action());
             act.add_all(vec![(def, Origin::Api)]);
             act.publish();
-            act.view_of(&name)
-                .ok_or_else(|| ChangeError::NotFound(name.clone()))
+            Ok(name)
         })))
     }
 }
 
 impl Handler<RemoveMonitor> for ServiceMonitor {
-    type Result = AtomicResponse<Self, Result<MonitorView, ChangeError>>;
+    type Result = AtomicResponse<Self, Result<String, ChangeError>>;
 
     fn handle(&mut self, msg: RemoveMonitor, _: &mut Self::Context) -> Self::Result {
         let name = msg.name;
         let refuse = |e| AtomicResponse::new(Box::pin(actix::fut::ready(Err(e))));
-        let Some(view) = self.view_of(&name) else {
+        if !self.watched.contains_key(&name) {
             return refuse(ChangeError::NotFound(format!("no monitor named `{name}`")));
-        };
+        }
         if self.config_names.contains(&name) {
             return refuse(ChangeError::Conflict(format!(
                 "`{name}` is defined in the config file; remove it there"
@@ -608,7 +607,7 @@ impl Handler<RemoveMonitor> for ServiceMonitor {
             act.unsaved.remove(&name);
             log::info!("{NAME}: monitor {name} removed");
             act.publish();
-            Ok(view)
+            Ok(name)
         })))
     }
 }
@@ -673,4 +672,8 @@ impl Handler<FlushNow> for ServiceMonitor {
     }
 }
 
-super::controlled!(ServiceMonitor, NAME, monitor);
+super::controlled!(
+    ServiceMonitor,
+    NAME,
+    [add_monitor, remove_monitor, restart_monitor, flush_monitors]
+);

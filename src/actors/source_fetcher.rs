@@ -3,7 +3,7 @@
 //! TierBalancer. A failing source (5xx, timeout, oversized or garbage body) leaves the pool as it
 //! is and is reported on the status board.
 
-use super::messages::{FetchNow, SourceList};
+use crate::bus::messages::{FetchNow, SourceList};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::{secs, SourceConfig, SourceKind};
 use crate::domain::source_list::{self, Format};
@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const NAME: &str = "source_fetcher";
+pub const NAME: &str = crate::bus::names::SOURCE_FETCHER;
 
 /// What conditional requests need to remember about a source.
 #[derive(Clone, Debug, Default)]
@@ -128,7 +128,7 @@ impl SourceFetcher {
                     proxies: list.proxies,
                 };
                 let name = name.clone();
-                match self.shared.registry.balancer() {
+                match self.shared.registry.source_list.get() {
                     Some(balancer) => {
                         ctx.spawn(balancer.send(list).into_actor(self).map(move |r, act, _| {
                             if r.is_err() {
@@ -320,4 +320,4 @@ impl Handler<FetchNow> for SourceFetcher {
     }
 }
 
-super::controlled!(SourceFetcher, NAME, fetcher);
+super::controlled!(SourceFetcher, NAME, [fetch_now]);

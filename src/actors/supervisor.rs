@@ -13,7 +13,8 @@
 //! answers 503 ("restarting; try again") to requests that need it; `do_send`s from other actors
 //! are dropped, which each sender tolerates (see `messages.rs`).
 
-use super::messages::Control;
+use crate::bus::messages::Control;
+use crate::bus::messages::{RestartChild, StopChildren};
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::alerts::{AlertEvent, Kind, Severity};
 use crate::domain::supervision::{is_hung, RestartIntensity};
@@ -60,16 +61,6 @@ pub struct Supervisor {
     hang_after_ms: i64,
 }
 
-/// Restart this child now (admin); answers whether there is such a child.
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct RestartChild(pub String);
-
-/// Stop every child's arbiter (at shutdown, after the final writes).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StopChildren;
-
 impl Supervisor {
     /// Starts every child now, in order, and returns the supervisor that watches them.
     pub fn new(shared: Arc<Shared>, specs: Vec<ChildSpec>) -> Self {
@@ -114,11 +105,11 @@ impl Supervisor {
             }
         }
         if let Some(alerter) = (!self.alerts.is_empty())
-            .then(|| self.shared.registry.alerter())
+            .then(|| self.shared.registry.alert.get())
             .flatten()
         {
             for e in self.alerts.drain(..) {
-                alerter.do_send(super::messages::Alert(e));
+                alerter.do_send(crate::bus::messages::Alert(e));
             }
         }
     }

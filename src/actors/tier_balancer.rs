@@ -3,7 +3,7 @@
 //! each verdict through the lifecycle rules, keeps primary at its target, publishes the immutable
 //! snapshot the API serves from, and writes changes behind to the store in batches.
 
-use super::messages::{
+use crate::bus::messages::{
     CancelQueued, CheckBatch, CheckJob, DeadEvent, FlushNow, ForceAccept, ForceAccepted, Report,
     SourceList, Verdict,
 };
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 mod managed;
 
-pub const NAME: &str = "tier_balancer";
+pub const NAME: &str = crate::bus::names::TIER_BALANCER;
 const TICK: Duration = Duration::from_millis(100);
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
@@ -175,7 +175,7 @@ impl TierBalancer {
 
     /// Sends fresh proxies and due re-checks to the ValidatorPool.
     fn dispatch(&mut self) {
-        let Some(validator) = self.shared.registry.validator() else {
+        let Some(validator) = self.shared.registry.check_batch.get() else {
             return;
         };
         let v = &self.shared.config.validation;
@@ -359,7 +359,7 @@ impl TierBalancer {
             Move::Blacklisted => Some(DeadEvent::Gone { key: v.key.clone() }),
             _ => None,
         };
-        if let (Some(event), Some(manager)) = (event, self.shared.registry.resurrection()) {
+        if let (Some(event), Some(manager)) = (event, self.shared.registry.dead_event.get()) {
             manager.do_send(event);
         }
         if matches!(mv, Move::Died | Move::Blacklisted | Move::Demoted) && before.is_serving() {
@@ -613,7 +613,8 @@ impl Handler<ForceAccept> for TierBalancer {
         let cancel = self
             .shared
             .registry
-            .validator()
+            .cancel_queued
+            .get()
             .map(|v| v.send(CancelQueued));
         let fut = async move {
             match cancel {
@@ -691,4 +692,16 @@ impl ActorFuture<TierBalancer> for UntilIdle {
     }
 }
 
-super::controlled!(TierBalancer, NAME, balancer);
+super::controlled!(
+    TierBalancer,
+    NAME,
+    [
+        source_list,
+        verdict,
+        report,
+        force_accept,
+        flush_pool,
+        managed_change,
+        check_managed
+    ]
+);

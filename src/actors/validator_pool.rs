@@ -4,7 +4,7 @@
 //! passing check, the check profiles (`[[validation.profiles]]`) run through the same proxy,
 //! concurrently, under the same permit.
 
-use super::messages::{CancelQueued, CheckBatch, CheckJob, CheckNow, ProfileOutcome, Verdict};
+use crate::bus::messages::{CancelQueued, CheckBatch, CheckJob, CheckNow, ProfileOutcome, Verdict};
 use crate::checker::{Checker, Expectation, Target};
 use crate::clock::now_ms;
 use crate::state::Shared;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-pub const NAME: &str = "validator_pool";
+pub const NAME: &str = crate::bus::names::VALIDATOR_POOL;
 
 /// Fault injection: the next check panics (`crash?mode=check`).
 pub static PANIC_NEXT_CHECK: std::sync::atomic::AtomicBool =
@@ -115,9 +115,7 @@ impl ValidatorPool {
             shared.checks_running.fetch_add(1, Ordering::Relaxed);
             let verdict = work.run_with(permit, job).await;
             shared.checks_running.fetch_sub(1, Ordering::Relaxed);
-            if let Some(balancer) = shared.registry.balancer() {
-                balancer.do_send(verdict);
-            }
+            shared.registry.verdict.send(verdict);
         });
     }
 }
@@ -314,4 +312,4 @@ impl Handler<CancelQueued> for ValidatorPool {
     }
 }
 
-super::controlled!(ValidatorPool, NAME, validator);
+super::controlled!(ValidatorPool, NAME, [check_batch, check_now, cancel_queued]);

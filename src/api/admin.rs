@@ -2,8 +2,8 @@
 
 use super::error::refusals::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::error::ApiError;
-use crate::actors::messages::{Control, FetchNow};
-use crate::actors::supervisor::RestartChild;
+use crate::bus::messages::RestartChild;
+use crate::bus::messages::{Control, FetchNow};
 use crate::state::Shared;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -71,7 +71,7 @@ async fn fetch_source(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let fetching = super::ask(
-        shared.registry.fetcher(),
+        &shared.registry.fetch_now,
         "the source fetcher",
         FetchNow(name.clone()),
     )
@@ -185,14 +185,12 @@ async fn restart_actor(
     shared: web::Data<Shared>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let supervisor = shared
-        .registry
-        .supervisor()
-        .ok_or_else(|| ApiError::Unavailable("the supervisor is not running".into()))?;
-    let known = supervisor
-        .send(RestartChild(name.to_string()))
-        .await
-        .map_err(|_| ApiError::Unavailable("the supervisor is not running".into()))?;
+    let known = super::ask(
+        &shared.registry.restart_child,
+        "the supervisor",
+        RestartChild(name.to_string()),
+    )
+    .await?;
     if known {
         Ok(HttpResponse::Accepted().json(ActorControlled {
             actor: name.into_inner(),
@@ -216,9 +214,9 @@ async fn restart_actor(
 #[post("/api/force/accept")]
 async fn force_accept(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
     let answer = super::ask(
-        shared.registry.balancer(),
+        &shared.registry.force_accept,
         "the pool",
-        crate::actors::messages::ForceAccept,
+        crate::bus::messages::ForceAccept,
     )
     .await?;
     Ok(HttpResponse::Ok().json(Accepted {

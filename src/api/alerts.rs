@@ -7,7 +7,7 @@ use super::error::refusals::{
     BadRequest, PayloadTooLarge, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::error::ApiError;
-use crate::actors::alerter::Raise;
+use crate::bus::messages::Raise;
 use crate::clock::{now_ms, rfc3339, rfc3339_opt};
 use crate::domain::alerts::{AlertEvent, Kind, Severity};
 use crate::domain::selection::parse_count;
@@ -207,7 +207,7 @@ async fn test(shared: web::Data<Shared>, body: web::Bytes) -> Result<HttpRespons
         )));
     }
     let event = AlertEvent::new(Kind::Test, "test", severity, message, now_ms());
-    let raised = super::ask(shared.registry.alerter(), "the alerter", Raise(event))
+    let raised = super::ask(&shared.registry.raise, "the alerter", Raise(event))
         .await?
         .map_err(|e| ApiError::Unavailable(format!("the alert was not stored: {e}")))?;
     Ok(HttpResponse::Accepted().json(TestRaised {

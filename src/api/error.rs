@@ -225,9 +225,9 @@ where
 }
 
 /// A refused change (of a managed proxy or a monitor) as the API answers it.
-impl From<crate::actors::messages::ChangeError> for ApiError {
-    fn from(e: crate::actors::messages::ChangeError) -> Self {
-        use crate::actors::messages::ChangeError;
+impl From<crate::bus::messages::ChangeError> for ApiError {
+    fn from(e: crate::bus::messages::ChangeError) -> Self {
+        use crate::bus::messages::ChangeError;
         match e {
             ChangeError::Invalid(m) => ApiError::BadRequest(m),
             ChangeError::NotFound(m) => ApiError::NotFound(m),

@@ -7,7 +7,7 @@ use super::error::refusals::{
 };
 use super::error::ApiError;
 use super::serving::StrategyName;
-use crate::actors::messages::{Allocate, Release, Renew};
+use crate::bus::messages::{Allocate, Release, Renew};
 use crate::clock::rfc3339;
 use crate::domain::leases::Lease;
 use crate::domain::selection::Strategy;
@@ -69,16 +69,6 @@ fn ttl_ms(ttl: Option<f64>, shared: &Shared) -> Result<i64, ApiError> {
         )));
     }
     Ok((ttl * 1000.0).ceil() as i64)
-}
-
-/// Asks the Allocator (503 while it restarts).
-async fn allocator<M>(shared: &Shared, msg: M) -> Result<M::Result, ApiError>
-where
-    crate::actors::allocator::Allocator: actix::Handler<M>,
-    M: actix::Message + Send + 'static,
-    M::Result: Send,
-{
-    super::ask(shared.registry.allocator(), "the allocator", msg).await
 }
 
 /// A lease as its holder sees it: managed proxies with their credentials.
@@ -169,7 +159,7 @@ async fn take(
         strategy,
         session: body.session,
     };
-    let lease = allocator(&shared, msg)
+    let lease = super::ask(&shared.registry.allocate, "the allocator", msg)
         .await?
         .map_err(ApiError::Unavailable)?;
     Ok(HttpResponse::Created().json(lease_answer(&lease, Some(count), &shared)))
@@ -202,7 +192,7 @@ async fn renew(
         id: id.into_inner(),
         ttl_ms: ttl_ms(ttl, &shared)?,
     };
-    match allocator(&shared, msg).await? {
+    match super::ask(&shared.registry.renew, "the allocator", msg).await? {
         Ok(Some(lease)) => Ok(HttpResponse::Ok().json(lease_answer(&lease, None, &shared))),
         Ok(None) => Err(ApiError::NotFound("no such live lease".into())),
         Err(e) => Err(ApiError::Unavailable(e)),
@@ -229,7 +219,7 @@ async fn release(
     let msg = Release {
         id: id.into_inner(),
     };
-    match allocator(&shared, msg).await? {
+    match super::ask(&shared.registry.release, "the allocator", msg).await? {
         Ok(true) => Ok(HttpResponse::NoContent().finish()),
         Ok(false) => Err(ApiError::NotFound("no such live lease".into())),
         Err(e) => Err(ApiError::Unavailable(e)),

@@ -9,7 +9,7 @@ use super::error::refusals::{
 use super::error::ApiError;
 use super::naming::{named, target_name, NameQuery};
 use super::serving::TierName;
-use crate::actors::messages::{CheckManaged, ManagedChange};
+use crate::bus::messages::{CheckManaged, ManagedChange};
 use crate::clock::rfc3339_opt;
 use crate::config::ManagedProxyConfig;
 use crate::domain::lifecycle::Rules;
@@ -177,7 +177,7 @@ pub struct HealthCheckAnswer {
     checked: usize,
     ok: usize,
     failed: usize,
-    results: Vec<crate::actors::messages::ManagedCheck>,
+    results: Vec<crate::bus::messages::ManagedCheck>,
 }
 
 /// Checks every managed proxy now (the results count as checks).
@@ -188,7 +188,7 @@ pub struct HealthCheckAnswer {
 )]
 #[post("/api/v1/proxy/health-check")]
 async fn health_check(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
-    let results = super::ask(shared.registry.balancer(), "the pool", CheckManaged).await?;
+    let results = super::ask(&shared.registry.check_managed, "the pool", CheckManaged).await?;
     let ok = results.iter().filter(|r| r.ok).count();
     Ok(HttpResponse::Ok().json(HealthCheckAnswer {
         checked: results.len(),
@@ -212,7 +212,7 @@ pub struct ManagedDeleted {
 }
 
 async fn change(shared: &Shared, change: ManagedChange) -> Result<ManagedView, ApiError> {
-    super::ask(shared.registry.balancer(), "the pool", change)
+    super::ask(&shared.registry.managed_change, "the pool", change)
         .await?
         .map_err(ApiError::from)
 }

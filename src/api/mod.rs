@@ -27,22 +27,21 @@ use std::sync::Arc;
 /// The largest request body any endpoint takes.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Sends `msg` to an actor found in the registry (`addr`) and awaits its answer. While the actor
-/// restarts (no address, or it stopped before answering) the request answers 503 "`what` is
+/// Sends `msg` through its registry port and awaits the answer. While the actor behind it
+/// restarts (an empty port, or it stopped before answering) the request answers 503 "`what` is
 /// restarting; try again".
-pub async fn ask<A, M>(
-    addr: Option<actix::Addr<A>>,
+pub async fn ask<M>(
+    port: &crate::bus::registry::Port<M>,
     what: &str,
     msg: M,
 ) -> Result<M::Result, ApiError>
 where
-    A: actix::Actor + actix::Handler<M>,
-    A::Context: actix::dev::ToEnvelope<A, M>,
     M: actix::Message + Send + 'static,
     M::Result: Send,
 {
     let restarting = || ApiError::Unavailable(format!("{what} is restarting; try again"));
-    addr.ok_or_else(restarting)?
+    port.get()
+        .ok_or_else(restarting)?
         .send(msg)
         .await
         .map_err(|_| restarting())

@@ -8,13 +8,12 @@ use super::error::refusals::{
 };
 use super::error::ApiError;
 use super::naming::{named, NameQuery};
-use crate::actors::messages::{AddMonitor, RemoveMonitor, RestartMonitor};
-use crate::actors::service_monitor::{MonitorView, ServiceMonitor};
+use crate::actors::service_monitor::MonitorView;
+use crate::bus::messages::{AddMonitor, RemoveMonitor, RestartMonitor};
 use crate::clock::{now_ms, rfc3339, rfc3339_opt};
 use crate::config::MonitorConfig;
 use crate::domain::monitor::MonitorDef;
 use crate::state::Shared;
-use crate::store::monitors::MonitorRow;
 use actix_web::{delete, get, post, web, HttpResponse};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -177,16 +176,6 @@ pub struct RestartStarted {
     started: bool,
 }
 
-/// Asks the ServiceMonitor (503 while it restarts).
-async fn monitor<M>(shared: &Shared, msg: M) -> Result<M::Result, ApiError>
-where
-    ServiceMonitor: actix::Handler<M>,
-    M: actix::Message + Send + 'static,
-    M::Result: Send,
-{
-    super::ask(shared.registry.monitor(), "the service monitor", msg).await
-}
-
 /// Watches a new service (stored before this answer): the body is a `[[monitors]]` table as
 /// JSON (`action = "command"` only in the config file).
 #[utoipa::path(
@@ -216,20 +205,28 @@ async fn add(
                 .into(),
         ));
     }
-    let row = MonitorRow {
+    let definition = serde_json::to_string(&MonitorConfig {
         name: def.name.clone(),
-        definition: serde_json::to_string(&MonitorConfig {
-            name: def.name.clone(),
-            ..config
-        })
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        ..config
+    })
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let msg = AddMonitor {
+        def,
+        definition,
         created_at: now_ms(),
     };
-    let view = monitor(&shared, AddMonitor { def, row })
+    let name = super::ask(&shared.registry.add_monitor, "the service monitor", msg)
         .await?
         .map_err(ApiError::from)?;
+    // Published before the answer came.
+    let view = shared.monitors.load_full();
+    let view = view
+        .monitors
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| ApiError::Unavailable("the monitor is being added; try again".into()))?;
     Ok(HttpResponse::Created().json(MonitorChanged {
-        monitor: view_json(&view),
+        monitor: view_json(view),
     }))
 }
 
@@ -279,10 +276,14 @@ async fn remove(
     body: super::naming::BodyName,
 ) -> Result<HttpResponse, ApiError> {
     let name = named("/api/admin/monitors/{name}", path, query, body)?;
-    let view = monitor(shared, RemoveMonitor { name })
-        .await?
-        .map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(MonitorDeleted { deleted: view.name }))
+    let deleted = super::ask(
+        &shared.registry.remove_monitor,
+        "the service monitor",
+        RemoveMonitor { name },
+    )
+    .await?
+    .map_err(ApiError::from)?;
+    Ok(HttpResponse::Ok().json(MonitorDeleted { deleted }))
 }
 
 /// A restart now, whatever the state and warm-up.
@@ -301,7 +302,8 @@ async fn restart(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = super::naming::checked(name.into_inner())?;
-    let kind = monitor(&shared, RestartMonitor { name: name.clone() })
+    let msg = RestartMonitor { name: name.clone() };
+    let kind = super::ask(&shared.registry.restart_monitor, "the service monitor", msg)
         .await?
         .map_err(ApiError::from)?;
     Ok(HttpResponse::Accepted().json(RestartStarted {

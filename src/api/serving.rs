@@ -522,12 +522,12 @@ async fn report(
     let endpoint = crate::domain::proxy::Endpoint::parse(&body.proxy, Protocol::Http)
         .map_err(|e| ApiError::BadRequest(format!("`proxy` is not a proxy URL: {e}")))?;
     let key = endpoint.key();
-    let report = crate::actors::messages::Report {
+    let report = crate::bus::messages::Report {
         key: key.clone(),
         ok: body.ok,
     };
     // `None`: the restarted pool is still being reloaded.
-    let known = super::ask(shared.registry.balancer(), "the pool", report)
+    let known = super::ask(&shared.registry.report, "the pool", report)
         .await?
         .ok_or_else(|| ApiError::Unavailable("the pool is restarting; try again".into()))?;
     if !known {

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod anonymity;
+pub mod check;
 pub mod leases;
 pub mod lifecycle;
 pub mod managed;

@@ -2,7 +2,7 @@
 //! the pool, one at a time; and checks on demand for `POST /api/v1/proxy/health-check`.
 
 use super::{TierBalancer, NAME};
-use crate::actors::messages::{
+use crate::bus::messages::{
     ChangeError, CheckJob, CheckManaged, CheckNow, DeadEvent, ManagedChange, ManagedCheck,
 };
 use crate::clock::now_ms;
@@ -136,7 +136,7 @@ impl TierBalancer {
         self.dirty.remove(key);
         self.in_flight.remove(key);
         self.deleted.insert(key.to_string());
-        if let Some(m) = self.shared.registry.resurrection() {
+        if let Some(m) = self.shared.registry.dead_event.get() {
             m.do_send(DeadEvent::Gone {
                 key: key.to_string(),
             });
@@ -166,7 +166,7 @@ impl TierBalancer {
                     // New credentials (or a proxy that was listed by a source): what its
                     // checks said no longer holds; check it again at once.
                     rec.health = Health::default();
-                    if let Some(m) = self.shared.registry.resurrection() {
+                    if let Some(m) = self.shared.registry.dead_event.get() {
                         m.do_send(DeadEvent::Gone { key: key.clone() });
                     }
                     self.in_flight.remove(&key);
@@ -244,7 +244,7 @@ impl Handler<CheckManaged> for TierBalancer {
                 judge: false,
             })
             .collect();
-        let Some(validator) = self.shared.registry.validator() else {
+        let Some(validator) = self.shared.registry.check_now.get() else {
             return Box::pin(actix::fut::ready(Vec::new()));
         };
         let v = &self.shared.config.validation;

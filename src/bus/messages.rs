@@ -2,7 +2,7 @@
 //! registry has no address for a restarting actor, so a request that needs one answers 503, and
 //! a message between actors is dropped and made good as described.
 
-use crate::checker::Outcome;
+use crate::domain::check::Outcome;
 pub use crate::domain::profiles::ProfileOutcome;
 use crate::domain::proxy::{Anonymity, Endpoint};
 use crate::domain::source_list::Discovered;
@@ -141,7 +141,7 @@ pub struct Release {
 /// for a deletion).
 /// While the receiver restarts: the API answers 503; nothing was stored.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<crate::snapshot::ManagedView, ChangeError>")]
+#[rtype(result = "Result<crate::domain::record::ManagedView, ChangeError>")]
 pub enum ManagedChange {
     Create(crate::domain::managed::ManagedProxy),
     Patch {
@@ -197,19 +197,22 @@ pub struct CheckNow(pub Vec<CheckJob>);
 #[rtype(result = "()")]
 pub struct Alert(pub crate::domain::alerts::AlertEvent);
 
-/// Watch one more service (admin API → ServiceMonitor): stored before it is answered.
+/// Watch one more service (admin API → ServiceMonitor): stored (its `definition`, the
+/// `[[monitors]]` table as JSON) before it is answered; its view is published before the
+/// answer, which is its name.
 /// While the receiver restarts: the API answers 503; nothing was stored.
 #[derive(Message)]
-#[rtype(result = "Result<crate::actors::service_monitor::MonitorView, ChangeError>")]
+#[rtype(result = "Result<String, ChangeError>")]
 pub struct AddMonitor {
     pub def: crate::domain::monitor::MonitorDef,
-    pub row: crate::store::monitors::MonitorRow,
+    pub definition: String,
+    pub created_at: i64,
 }
 
-/// Stop watching a service added through the admin API; answers it as it was.
+/// Stop watching a service added through the admin API; answers its name.
 /// While the receiver restarts: the API answers 503; nothing changed.
 #[derive(Message)]
-#[rtype(result = "Result<crate::actors::service_monitor::MonitorView, ChangeError>")]
+#[rtype(result = "Result<String, ChangeError>")]
 pub struct RemoveMonitor {
     pub name: String,
 }
@@ -244,3 +247,26 @@ pub struct ForceAccepted {
     pub deferred: usize,
     pub serving: usize,
 }
+
+/// Raise an alert and answer what became of it (the admin API's test alert).
+/// While the receiver restarts: the API answers 503.
+#[derive(Message)]
+#[rtype(result = "Result<Raised, String>")]
+pub struct Raise(pub crate::domain::alerts::AlertEvent);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Raised {
+    /// The stored alert (the open one it was folded into, for a repeat); `None` when dropped.
+    pub id: Option<i64>,
+    pub folded: bool,
+}
+
+/// Restart this child now (admin API → Supervisor); answers whether there is such a child.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct RestartChild(pub String);
+
+/// Stop every child's arbiter (at shutdown, after the final writes).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopChildren;
