@@ -10,8 +10,9 @@ use crate::bus::messages::FlushNow;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::domain::record::{attach_managed, ProxyRecord};
-use crate::snapshot::{Counters, PoolSnapshot};
-use crate::state::{Shared, StatusBoard};
+use crate::published::board::StatusBoard;
+use crate::published::pool::{Counters, PoolSnapshot};
+use crate::state::Shared;
 use crate::store::models::ManagedRow;
 use crate::store::{Store, StoreError};
 use actix::Actor;
@@ -91,7 +92,7 @@ impl Application {
         let board = StatusBoard::default();
         board.store(|s| {
             s.backend = store.backend().name();
-            s.status = "ok";
+            s.status = crate::published::board::StoreState::Ok;
         });
         let shared = Arc::new(Shared {
             config: config.clone(),

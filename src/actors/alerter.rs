@@ -15,6 +15,7 @@ use crate::domain::alerts::{
     self, after_attempt, fold, AlertEvent, Fold, Kind, Next, OpenAlert, Outgoing, SendError,
     Severity,
 };
+use crate::published::board::ChannelState;
 use crate::state::Shared;
 use crate::store::alerts::{AlertRow, DeliveryRow, NewAlertRow, FAILED, PENDING, SENT};
 use actix::prelude::*;
@@ -467,12 +468,12 @@ impl Alerter {
         let stamp = rfc3339(now);
         self.shared.board.channel(channel, |s| match &error {
             None => {
-                s.state = "ok";
+                s.state = ChannelState::Ok;
                 s.last_sent_at = Some(stamp);
                 s.sent_total += 1;
             }
             Some(e) if channel_fault => {
-                s.state = "failing";
+                s.state = ChannelState::Failing;
                 s.last_error = Some(e.clone());
                 s.last_error_at = Some(stamp);
                 s.failed_total += 1;

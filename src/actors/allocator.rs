@@ -7,23 +7,16 @@ use crate::bus::messages::{Allocate, Release, Renew};
 use crate::clock::now_ms;
 use crate::domain::leases::{Lease, LeaseBook};
 use crate::domain::selection::Strategy;
+use crate::published::loads::Loads;
 use crate::state::Shared;
 use crate::store::models::LeaseRow;
 use actix::prelude::*;
 use rand::seq::SliceRandom;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const NAME: &str = crate::bus::names::ALLOCATOR;
 const TICK: Duration = Duration::from_millis(100);
-
-/// Slots in use per proxy URL, and the number of live leases.
-#[derive(Debug, Default)]
-pub struct Loads {
-    pub per_proxy: HashMap<String, u32>,
-    pub leases: usize,
-}
 
 pub struct Allocator {
     shared: Arc<Shared>,

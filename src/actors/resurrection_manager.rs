@@ -8,10 +8,10 @@ use crate::clock::now_ms;
 use crate::domain::lifecycle::Tier;
 use crate::domain::proxy::Endpoint;
 use crate::domain::resurrection::due_at;
+use crate::published::resurrection::ResurrectionStats;
 use crate::state::Shared;
 use actix::prelude::*;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,20 +22,6 @@ struct Entry {
     endpoint: Endpoint,
     deaths: u32,
     due_at: i64,
-}
-
-/// What `GET /api/resurrection/stats` shows.
-#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
-pub struct ResurrectionStats {
-    /// Dead proxies by death number ("1": waiting for their first re-check, ...).
-    #[schema(value_type = BTreeMap<String, usize>)]
-    pub dead_by_death: BTreeMap<u32, usize>,
-    pub waiting: usize,
-    pub due_now: usize,
-    pub next_due_at: Option<String>,
-    pub attempts: u64,
-    pub successes: u64,
-    pub resurrection_rate: f64,
 }
 
 pub struct ResurrectionManager {

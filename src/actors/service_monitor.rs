@@ -9,7 +9,8 @@ use crate::clock::now_ms;
 use crate::domain::alerts::AlertEvent;
 use crate::domain::monitor::MonitorDef;
 use crate::domain::service_health::{Check, Effects, RepairKind, RepairOutcome, Service, Status};
-use crate::domain::service_stats::{RepairRecord, Stats};
+use crate::domain::service_stats::Stats;
+use crate::published::monitors::{MonitorView, MonitorsView, Origin};
 use crate::state::Shared;
 use crate::store::monitors::{MonitorRow, MonitorStatsRow};
 use actix::prelude::*;
@@ -22,43 +23,6 @@ const TICK: Duration = Duration::from_millis(50);
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// Longest body read from a watched service.
 const MAX_BODY: usize = 64 * 1024;
-
-/// Where a monitor is defined.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    #[default]
-    Config,
-    Api,
-}
-
-/// One monitor as `GET /api/monitors` shows it.
-#[derive(Clone, Debug, Default)]
-pub struct MonitorView {
-    pub name: String,
-    pub url: String,
-    pub origin: Origin,
-    pub action: &'static str,
-    pub interval_ms: u64,
-    pub service: Service,
-    pub uptime_percent: Option<f64>,
-    pub avg_response_ms: Option<u64>,
-    pub p95_response_ms: Option<u32>,
-    pub checks_ok: u64,
-    pub checks_total: u64,
-    pub repairs: u64,
-    pub predictive_restarts: u64,
-    pub last_repair: Option<RepairRecord>,
-    pub last_check_at: Option<i64>,
-    pub last_latency_ms: Option<u64>,
-}
-
-/// Every monitor, by name, as last published.
-#[derive(Debug, Default)]
-pub struct MonitorsView {
-    pub monitors: Vec<Arc<MonitorView>>,
-    pub published_at: i64,
-}
 
 struct Watched {
     def: Arc<MonitorDef>,

@@ -7,6 +7,7 @@ use crate::bus::messages::{FetchNow, SourceList};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::{secs, SourceConfig, SourceKind};
 use crate::domain::source_list::{self, Format};
+use crate::published::board::SourceState;
 use crate::state::Shared;
 use actix::prelude::*;
 use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
@@ -108,7 +109,11 @@ impl SourceFetcher {
                     None => log::info!("source {name}: {} proxies listed", list.proxies.len()),
                 }
                 self.shared.board.source(name, |s| {
-                    s.status = if error.is_some() { "error" } else { "ok" }.into();
+                    s.status = if error.is_some() {
+                        SourceState::Error
+                    } else {
+                        SourceState::Ok
+                    };
                     s.last_fetch_at = Some(now.clone());
                     if error.is_none() {
                         s.last_ok_at = Some(now);
@@ -147,13 +152,13 @@ impl SourceFetcher {
                 let status = match unchanged {
                     Fetched::NotModified(validators) => {
                         self.validators.insert(name.clone(), validators);
-                        "not_modified"
+                        SourceState::NotModified
                     }
-                    _ => "unchanged",
+                    _ => SourceState::Unchanged,
                 };
-                log::debug!("source {name}: {status}");
+                log::debug!("source {name}: {status:?}");
                 self.shared.board.source(name, |s| {
-                    s.status = status.into();
+                    s.status = status;
                     s.error = None;
                     s.last_fetch_at = Some(now.clone());
                     s.last_ok_at = Some(now);
@@ -162,7 +167,7 @@ impl SourceFetcher {
             Err(e) => {
                 log::warn!("source {name}: fetch failed, pool kept as it is: {e}");
                 self.shared.board.source(name, |s| {
-                    s.status = "error".into();
+                    s.status = SourceState::Error;
                     s.error = Some(e);
                     s.last_fetch_at = Some(now);
                 });
@@ -289,9 +294,7 @@ impl Actor for SourceFetcher {
                 s.name = source.name.clone();
                 s.kind = source.kind.as_str().into();
                 s.url = redact_url(&source.url);
-                if s.status.is_empty() {
-                    s.status = "pending".into();
-                }
+                // A new entry is `pending`; a restarted fetcher keeps what the last one saw.
             });
             self.fetch(source.clone(), ctx);
             super::every(ctx, secs(source.interval_secs), move |act, ctx| {

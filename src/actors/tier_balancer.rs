@@ -11,7 +11,8 @@ use crate::clock::{now_ms, rfc3339};
 use crate::domain::lifecycle::{apply_check, CheckResult, Health, Move, Rules, Tier};
 use crate::domain::record::ProxyRecord;
 use crate::domain::{alerts, managed::Status, revalidation, tiers};
-use crate::snapshot::{Counters, PoolSnapshot};
+use crate::published::board::StoreState;
+use crate::published::pool::{Counters, PoolSnapshot};
 use crate::state::Shared;
 use crate::store::models::ProxyRow;
 use actix::prelude::*;
@@ -520,12 +521,12 @@ impl TierBalancer {
                 s.pending_writes = pending;
                 match &result {
                     Ok(n) => {
-                        s.status = "ok";
+                        s.status = StoreState::Ok;
                         s.last_flush_at = Some(now);
                         s.rows_written += *n as u64;
                     }
                     Err(e) => {
-                        s.status = "degraded";
+                        s.status = StoreState::Degraded;
                         s.last_error = Some(e.clone());
                     }
                 }

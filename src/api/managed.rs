@@ -14,7 +14,7 @@ use crate::clock::rfc3339_opt;
 use crate::config::ManagedProxyConfig;
 use crate::domain::lifecycle::Rules;
 use crate::domain::managed::{self, ManagedProxy, Patch, Status};
-use crate::snapshot::ManagedView;
+use crate::published::pool::ManagedView;
 use crate::state::Shared;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,9 @@
 //! counts, monitors, actors, channels and sources by name.
 
 use crate::domain::managed;
-use crate::state::{ActorState, Shared};
+use crate::published::board::ActorState;
+use crate::published::board::{ChannelState, SourceState, StoreState};
+use crate::state::Shared;
 use actix_web::{get, web, HttpResponse};
 use std::fmt::Write;
 
@@ -312,7 +314,7 @@ pub fn render(shared: &Shared) -> String {
     for (status, n) in super::monitors::summary(&monitors.monitors) {
         t.sample("proxyvisor_monitors", &[("status", status)], n as f64);
     }
-    type Field = fn(&crate::actors::service_monitor::MonitorView) -> Option<f64>;
+    type Field = fn(&crate::published::monitors::MonitorView) -> Option<f64>;
     let per_monitor: [(&str, &str, &str, Field); 7] = [
         (
             "proxyvisor_monitor_up",
@@ -434,7 +436,7 @@ pub fn render(shared: &Shared) -> String {
         t.sample(
             "proxyvisor_source_up",
             &[("source", &s.name)],
-            flag(s.status != "error"),
+            flag(s.status != SourceState::Error),
         );
     }
     t.family(
@@ -454,7 +456,7 @@ pub fn render(shared: &Shared) -> String {
         "proxyvisor_store_up",
         "gauge",
         "1 when the store's last write succeeded.",
-        flag(store.status == "ok"),
+        flag(store.status == StoreState::Ok),
     );
     t.single(
         "proxyvisor_store_pending_writes",
@@ -477,7 +479,7 @@ pub fn render(shared: &Shared) -> String {
         t.sample(
             "proxyvisor_alert_channel_up",
             &[("channel", name)],
-            flag(s.state == "ok"),
+            flag(s.state == ChannelState::Ok),
         );
     }
     t.family(

@@ -8,11 +8,11 @@ use super::error::refusals::{
 };
 use super::error::ApiError;
 use super::naming::{named, NameQuery};
-use crate::actors::service_monitor::MonitorView;
 use crate::bus::messages::{AddMonitor, RemoveMonitor, RestartMonitor};
 use crate::clock::{now_ms, rfc3339, rfc3339_opt};
 use crate::config::MonitorConfig;
 use crate::domain::monitor::MonitorDef;
+use crate::published::monitors::MonitorView;
 use crate::state::Shared;
 use actix_web::{delete, get, post, web, HttpResponse};
 use serde::Serialize;
@@ -64,7 +64,7 @@ pub struct MonitorAnswer {
     /// Without credentials or query string: either may hold a token.
     url: String,
     /// Where it is defined.
-    origin: crate::actors::service_monitor::Origin,
+    origin: crate::published::monitors::Origin,
     /// The recovery action: `render`, `railway`, `webhook`, `command` or `none`.
     action: &'static str,
     interval_secs: f64,

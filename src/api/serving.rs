@@ -3,13 +3,13 @@
 use super::auth::require_client;
 use super::error::refusals::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::error::ApiError;
-use crate::actors::allocator::Loads;
 use crate::clock::rfc3339_opt;
 use crate::domain::lifecycle::Tier;
 use crate::domain::profiles;
 use crate::domain::proxy::{Anonymity, Protocol};
 use crate::domain::selection::{self, Filter, Selection, Served, Strategy};
-use crate::snapshot::PoolSnapshot;
+use crate::published::loads::Loads;
+use crate::published::pool::PoolSnapshot;
 use crate::state::Shared;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};

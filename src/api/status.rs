@@ -4,12 +4,14 @@
 use super::error::refusals::BadRequest;
 use super::error::ApiError;
 use super::serving::TierName;
-use crate::actors::resurrection_manager::ResurrectionStats;
 use crate::clock::{rfc3339, rfc3339_opt};
 use crate::domain::lifecycle::Tier;
 use crate::domain::selection::Served;
-use crate::snapshot::PoolSnapshot;
-use crate::state::{ActorState, ActorStatus, ChannelStatus, Shared, SourceStatus, StoreStatus};
+use crate::published::board::{ActorState, ActorStatus, ChannelStatus, SourceStatus, StoreStatus};
+use crate::published::board::{ChannelState, SourceState, StoreState};
+use crate::published::pool::PoolSnapshot;
+use crate::published::resurrection::ResurrectionStats;
+use crate::state::Shared;
 use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -404,8 +406,8 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
             shared.config.tiers.minimum_guaranteed
         ));
     }
-    if store.status != "ok" {
-        problems.push(format!("store {}", store.status));
+    if store.status != StoreState::Ok {
+        problems.push("store degraded".into());
     }
     if store.alerts_waiting > 0 {
         problems.push(format!(
@@ -417,13 +419,13 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
         problems
             .push("the pool is being reloaded from the store (serving the last snapshot)".into());
     }
-    for s in sources.iter().filter(|s| s.status == "error") {
+    for s in sources.iter().filter(|s| s.status == SourceState::Error) {
         problems.push(format!("source {} failing", s.name));
     }
     let mut alert_channels = BTreeMap::new();
     for name in crate::channels::configured(&shared.config.alerts) {
         let c = shared.board.channel_status(name);
-        if c.state != "ok" {
+        if c.state != ChannelState::Ok {
             problems.push(format!("alert channel {name} failing"));
         }
         alert_channels.insert(name, c);

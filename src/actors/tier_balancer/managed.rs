@@ -9,7 +9,7 @@ use crate::clock::now_ms;
 use crate::domain::lifecycle::Health;
 use crate::domain::managed::{self, ManagedProxy};
 use crate::domain::record::ProxyRecord;
-use crate::snapshot::ManagedView;
+use crate::published::pool::ManagedView;
 use crate::store::models::ManagedRow;
 use crate::store::{Store, StoreError};
 use actix::prelude::*;
