@@ -9,7 +9,6 @@ use crate::actors::{
 use crate::bus::messages::FlushNow;
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::domain::record::{attach_managed, ProxyRecord};
 use crate::published::board::StatusBoard;
 use crate::published::pool::{Counters, PoolSnapshot};
 use crate::state::Shared;
@@ -65,7 +64,7 @@ impl Application {
         let (store, records) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&url)?;
             store.sync_config_managed(&managed)?;
-            let records = load_pool(&store)?;
+            let records = store.load_pool()?;
             Ok::<_, StoreError>((store, records))
         })
         .await
@@ -281,35 +280,6 @@ async fn open_geoip(config: &Config) -> Result<Option<crate::geoip::GeoIp>, Star
         }
     );
     Ok(Some(db))
-}
-
-/// The stored pool, managed proxies included (stored health rows of managed proxies whose
-/// definition is gone are deleted).
-pub fn load_pool(store: &Store) -> Result<Vec<ProxyRecord>, StoreError> {
-    let mut defs = Vec::new();
-    for row in store.load_managed()? {
-        let name = row.name.clone();
-        match row.into_def() {
-            Ok(d) => defs.push(d),
-            Err(e) => log::warn!("store: skipping managed proxy `{name}`: {e}"),
-        }
-    }
-    let (records, orphans) = attach_managed(records_of(store.load_proxies()?), &defs, now_ms());
-    store.write_batch(&[], &orphans)?;
-    Ok(records)
-}
-
-/// Stored rows as records; rows that do not make a valid record are skipped with a warning.
-pub fn records_of(rows: Vec<crate::store::models::ProxyRow>) -> Vec<ProxyRecord> {
-    let mut records = Vec::with_capacity(rows.len());
-    for row in rows {
-        let url = row.url.clone();
-        match row.into_record() {
-            Ok(r) => records.push(r),
-            Err(e) => log::warn!("store: skipping stored proxy {url}: {e}"),
-        }
-    }
-    records
 }
 
 /// The configured admin token, or the one generated at first start and kept in

@@ -148,8 +148,7 @@ impl Alerter {
         let keep_ms = (self.shared.config.alerts.keep_days * 86_400_000.0) as i64;
         let before = now_ms() - keep_ms;
         let store = self.shared.store.clone();
-        let work =
-            async move { tokio::task::spawn_blocking(move || store.prune_alerts(before)).await };
+        let work = async move { store.call(move |s| s.prune_alerts(before)).await };
         ctx.spawn(work.into_actor(self).map(|r, _, _| match flatten(r) {
             Ok(0) => {}
             Ok(n) => log::info!("{NAME}: {n} alerts older than alerts.keep_days deleted"),
@@ -161,13 +160,14 @@ impl Alerter {
     fn load_outbox(&mut self, ctx: &mut Context<Self>) {
         let store = self.shared.store.clone();
         let load = async move {
-            tokio::task::spawn_blocking(move || {
-                Ok::<_, crate::store::StoreError>((
-                    store.load_open_alerts(OPEN_LOADED)?,
-                    store.load_pending_deliveries()?,
-                ))
-            })
-            .await
+            store
+                .call(|s| {
+                    Ok((
+                        s.load_open_alerts(OPEN_LOADED)?,
+                        s.load_pending_deliveries()?,
+                    ))
+                })
+                .await
         };
         ctx.wait(load.into_actor(self).map(|r, act, ctx| match flatten(r) {
             Ok((open, pending)) => act.load(open, pending),
@@ -224,12 +224,16 @@ impl Alerter {
                 orphans.len()
             );
             let store = self.shared.store.clone();
-            tokio::task::spawn_blocking(move || {
-                for row in &orphans {
-                    if let Err(e) = store.update_delivery(row) {
-                        log::warn!("{NAME}: cannot mark a delivery failed: {e}");
+            tokio::spawn(async move {
+                let marked = store.call(move |s| {
+                    for row in &orphans {
+                        if let Err(e) = s.update_delivery(row) {
+                            log::warn!("{NAME}: cannot mark a delivery failed: {e}");
+                        }
                     }
-                }
+                    Ok(())
+                });
+                let _ = marked.await;
             });
         }
         log::info!(
@@ -268,9 +272,7 @@ impl Alerter {
             }))),
             Fold::Repeat { id, repeats } => {
                 let at = e.at;
-                let write = async move {
-                    tokio::task::spawn_blocking(move || store.fold_alert(id, repeats, at)).await
-                };
+                let write = async move { store.call(move |s| s.fold_alert(id, repeats, at)).await };
                 Box::pin(write.into_actor(self).map(move |r, act, _| {
                     flatten(r)?;
                     if let Some(a) = act.open.iter_mut().find(|a| a.id == id) {
@@ -301,7 +303,8 @@ impl Alerter {
                 let names: Vec<&'static str> = self.channels.iter().map(|c| c.name()).collect();
                 let closing = close.clone();
                 let write = async move {
-                    tokio::task::spawn_blocking(move || store.insert_alert(&row, &names, &closing))
+                    store
+                        .call(move |s| s.insert_alert(&row, &names, &closing))
                         .await
                 };
                 Box::pin(write.into_actor(self).map(move |r, act, ctx| {
@@ -376,7 +379,7 @@ impl Alerter {
         let store = self.shared.store.clone();
         let name = channel.name();
         let work = async move {
-            let row = tokio::task::spawn_blocking(move || store.load_alert(id)).await;
+            let row = store.call(move |s| s.load_alert(id)).await;
             let alert = match flatten(row) {
                 Ok(Some(row)) => outgoing(row).map_err(Attempt::Unsendable)?,
                 Ok(None) => {
@@ -481,8 +484,7 @@ impl Alerter {
             Some(_) => s.failed_total += 1,
         });
         let store = self.shared.store.clone();
-        let write =
-            async move { tokio::task::spawn_blocking(move || store.update_delivery(&row)).await };
+        let write = async move { store.call(move |s| s.update_delivery(&row)).await };
         ctx.spawn(write.into_actor(self).map(move |r, _, _| {
             if let Err(e) = flatten(r) {
                 log::error!(
@@ -504,7 +506,9 @@ impl Alerter {
         self.next_report = Some(at.next_after(now));
         let store = self.shared.store.clone();
         let kinds = async move {
-            tokio::task::spawn_blocking(move || store.alert_kinds_since(now - 86_400_000)).await
+            store
+                .call(move |s| s.alert_kinds_since(now - 86_400_000))
+                .await
         };
         ctx.spawn(kinds.into_actor(self).map(move |r, act, ctx| {
             let kinds = flatten(r).unwrap_or_else(|e| {
@@ -544,15 +548,9 @@ enum Attempt {
     Store(String),
 }
 
-/// A blocking task's result, with both failures as text.
-fn flatten<T>(
-    r: Result<Result<T, crate::store::StoreError>, tokio::task::JoinError>,
-) -> Result<T, String> {
-    match r {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("store task failed: {e}")),
-    }
+/// A store call's result, its failure as text.
+fn flatten<T>(r: Result<T, crate::store::StoreError>) -> Result<T, String> {
+    r.map_err(|e| e.to_string())
 }
 
 fn outgoing(r: AlertRow) -> Result<Outgoing, String> {

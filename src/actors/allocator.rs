@@ -53,8 +53,8 @@ impl Allocator {
         let store = self.shared.store.clone();
         ctx.spawn(
             async move {
-                let r = tokio::task::spawn_blocking(move || store.delete_leases(&ids)).await;
-                if let Ok(Err(e)) = r {
+                let r = store.call(move |s| s.delete_leases(&ids)).await;
+                if let Err(e) = r {
                     log::warn!("{NAME}: cannot delete expired leases: {e}");
                 }
             }
@@ -72,18 +72,13 @@ impl Allocator {
         undo: impl FnOnce(&mut Self) + 'static,
     ) -> ResponseActFuture<Self, Result<T, String>> {
         let store = self.shared.store.clone();
-        let fut = async move { tokio::task::spawn_blocking(move || write(&store)).await };
+        let fut = async move { store.call(move |s| write(s)).await };
         Box::pin(fut.into_actor(self).map(move |r, act, _| match r {
-            Ok(Ok(())) => Ok(answer),
-            Ok(Err(e)) => {
-                undo(act);
-                act.publish();
-                Err(format!("the store did not take the lease: {e}"))
-            }
+            Ok(()) => Ok(answer),
             Err(e) => {
                 undo(act);
                 act.publish();
-                Err(format!("the store write failed: {e}"))
+                Err(format!("the store did not take the lease: {e}"))
             }
         }))
     }
@@ -95,9 +90,9 @@ impl Actor for Allocator {
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
         let store = self.shared.store.clone();
-        let load = async move { tokio::task::spawn_blocking(move || store.load_leases()).await };
+        let load = async move { store.call(move |s| s.load_leases()).await };
         ctx.wait(load.into_actor(self).map(|r, act, _| match r {
-            Ok(Ok(rows)) => {
+            Ok(rows) => {
                 let now = now_ms();
                 for row in rows {
                     let lease = row.into_lease();
@@ -108,8 +103,7 @@ impl Actor for Allocator {
                 log::info!("{NAME}: {} live leases restored", act.book.len());
                 act.publish();
             }
-            Ok(Err(e)) => log::error!("{NAME}: cannot load leases: {e}"),
-            Err(e) => log::error!("{NAME}: loading leases panicked: {e}"),
+            Err(e) => log::error!("{NAME}: cannot load leases: {e}"),
         }));
         super::every(ctx, TICK, |act, ctx| act.expire(ctx));
     }
@@ -196,13 +190,11 @@ impl Handler<Release> for Allocator {
         }
         let store = self.shared.store.clone();
         let ids = vec![msg.id.clone()];
-        let write =
-            async move { tokio::task::spawn_blocking(move || store.delete_leases(&ids)).await };
+        let write = async move { store.call(move |s| s.delete_leases(&ids)).await };
         Box::pin(write.into_actor(self).map(move |r, act, _| {
             match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("the store did not take the release: {e}")),
-                Err(e) => return Err(format!("the store write failed: {e}")),
+                Ok(()) => {}
+                Err(e) => return Err(format!("the store did not take the release: {e}")),
             }
             let released = act.book.release(&msg.id).is_some();
             act.publish();

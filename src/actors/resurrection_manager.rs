@@ -160,15 +160,13 @@ impl ResurrectionManager {
     fn load_dead(&mut self) -> impl ActorFuture<Self, Output = usize> {
         let store = self.shared.store.clone();
         let load = async move {
-            let dead = move || {
-                store
-                    .load_proxies_in(Tier::Dead.as_str())
-                    .map(crate::app::records_of)
-            };
-            tokio::task::spawn_blocking(dead).await
+            store
+                .call(|s| s.load_proxies_in(Tier::Dead.as_str()))
+                .await
+                .map(crate::store::pool::records_of)
         };
         load.into_actor(self).map(|r, act, _| match r {
-            Ok(Ok(records)) => {
+            Ok(records) => {
                 let mut added = 0;
                 for r in records {
                     let key = r.key();
@@ -185,12 +183,8 @@ impl ResurrectionManager {
                 }
                 added
             }
-            Ok(Err(e)) => {
-                log::error!("{NAME}: cannot load the dead proxies: {e}");
-                0
-            }
             Err(e) => {
-                log::error!("{NAME}: loading panicked: {e}");
+                log::error!("{NAME}: cannot load the dead proxies: {e}");
                 0
             }
         })

@@ -294,14 +294,11 @@ impl ServiceMonitor {
             .collect();
         self.saving = true;
         let store = self.shared.store.clone();
-        let write = async move {
-            tokio::task::spawn_blocking(move || store.save_monitor_stats(&rows)).await
-        };
+        let write = async move { store.call(move |s| s.save_monitor_stats(&rows)).await };
         ctx.spawn(write.into_actor(self).map(move |r, act, _| {
             act.saving = false;
             let failed = match r {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
+                Ok(()) => None,
                 Err(e) => Some(e.to_string()),
             };
             if let Some(e) = failed {
@@ -428,20 +425,16 @@ impl Actor for ServiceMonitor {
         self.config_names = defs.iter().map(|d| d.name.clone()).collect();
         let store = self.shared.store.clone();
         let load = async move {
-            tokio::task::spawn_blocking(move || {
-                Ok::<_, crate::store::StoreError>((
-                    store.load_monitors()?,
-                    store.load_monitor_stats()?,
-                ))
-            })
-            .await
+            store
+                .call(|s| Ok((s.load_monitors()?, s.load_monitor_stats()?)))
+                .await
         };
         ctx.wait(load.into_actor(self).map(move |r, act, _| {
             let mut all: Vec<(MonitorDef, Origin)> =
                 defs.into_iter().map(|d| (d, Origin::Config)).collect();
             let mut saved = Vec::new();
             match r {
-                Ok(Ok((rows, stats))) => {
+                Ok((rows, stats)) => {
                     saved = stats;
                     for row in rows {
                         match stored_def(&row) {
@@ -456,8 +449,7 @@ impl Actor for ServiceMonitor {
                         }
                     }
                 }
-                Ok(Err(e)) => log::error!("{NAME}: cannot load stored monitors: {e}"),
-                Err(e) => log::error!("{NAME}: loading monitors panicked: {e}"),
+                Err(e) => log::error!("{NAME}: cannot load stored monitors: {e}"),
             }
             if !all.is_empty() {
                 log::info!("{NAME}: watching {} services", all.len());
@@ -507,23 +499,21 @@ impl Handler<AddMonitor> for ServiceMonitor {
             definition: msg.definition,
             created_at: msg.created_at,
         };
-        let write =
-            async move { tokio::task::spawn_blocking(move || store.insert_monitor(&row)).await };
+        let write = async move { store.call(move |s| s.insert_monitor(&row)).await };
         let def = msg.def;
         AtomicResponse::new(Box::pin(write.into_actor(self).map(move |r, act, _| {
             match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) if e.is_conflict() => {
+                Ok(()) => {}
+                Err(e) if e.is_conflict() => {
                     return Err(ChangeError::Conflict(
                         "a monitor of this name is stored".into(),
                     ))
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     return Err(ChangeError::Store(format!(
                         "the store did not take it: {e}"
                     )))
                 }
-                Err(e) => return Err(ChangeError::Store(format!("the store write failed: {e}"))),
             }
             let name = def.name.clone();
             log::info!("{NAME}: monitor {name} added ({})", def.recovery.action());
@@ -555,17 +545,15 @@ impl Handler<RemoveMonitor> for ServiceMonitor {
         }
         let store = self.shared.store.clone();
         let key = name.clone();
-        let write =
-            async move { tokio::task::spawn_blocking(move || store.delete_monitor(&key)).await };
+        let write = async move { store.call(move |s| s.delete_monitor(&key)).await };
         AtomicResponse::new(Box::pin(write.into_actor(self).map(move |r, act, _| {
             match r {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
+                Ok(_) => {}
+                Err(e) => {
                     return Err(ChangeError::Store(format!(
                         "the store did not take it: {e}"
                     )))
                 }
-                Err(e) => return Err(ChangeError::Store(format!("the store write failed: {e}"))),
             }
             act.watched.remove(&name);
             act.unsaved.remove(&name);
@@ -626,9 +614,8 @@ impl Handler<FlushNow> for ServiceMonitor {
         let n = rows.len();
         let store = self.shared.store.clone();
         let write = async move {
-            match tokio::task::spawn_blocking(move || store.save_monitor_stats(&rows)).await {
-                Ok(Ok(())) => Ok(n),
-                Ok(Err(e)) => Err(e.to_string()),
+            match store.call(move |s| s.save_monitor_stats(&rows)).await {
+                Ok(()) => Ok(n),
                 Err(e) => Err(e.to_string()),
             }
         };

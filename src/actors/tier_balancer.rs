@@ -127,13 +127,11 @@ impl TierBalancer {
     /// is away; the actor takes no message meanwhile.
     fn reload(&mut self, ctx: &mut Context<Self>) {
         let store = self.shared.store.clone();
-        let load =
-            async move { tokio::task::spawn_blocking(move || crate::app::load_pool(&store)).await };
+        let load = async move { store.call(|s| s.load_pool()).await };
         ctx.wait(load.into_actor(self).map(|r, act, ctx| {
             let error = match r {
-                Ok(Ok(records)) => return act.load(records),
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => format!("panicked: {e}"),
+                Ok(records) => return act.load(records),
+                Err(e) => e.to_string(),
             };
             log::error!("{NAME}: cannot reload the pool, retrying in 1 s (serving the last snapshot meanwhile): {error}");
             act.shared.board.store(|s| s.pool_reload_pending = true);
@@ -491,16 +489,16 @@ impl TierBalancer {
         let (rows, deletes) = self.take_pending();
         let store = self.shared.store.clone();
         let write = async move {
-            let r = tokio::task::spawn_blocking(move || {
+            // The rows come back with the write's result, to be restored if it failed.
+            let written = store.call(move |s| {
                 let r = if rows.is_empty() && deletes.is_empty() {
-                    store.ping()
+                    s.ping()
                 } else {
-                    store.write_batch(&rows, &deletes)
+                    s.write_batch(&rows, &deletes)
                 };
-                (rows, deletes, r)
-            })
-            .await;
-            r.map_err(|e| format!("store writer panicked: {e}"))
+                Ok((rows, deletes, r))
+            });
+            written.await.map_err(|e| e.to_string())
         };
         Some(write.into_actor(self).map(|r, act, _| {
             act.flushing = false;

@@ -125,10 +125,9 @@ async fn list(
     let max = shared.config.server.max_count;
     let limit = parse_count(q.limit.as_deref(), DEFAULT_LIMIT, max, "limit")
         .map_err(ApiError::BadRequest)?;
-    let store = shared.store.clone();
-    let rows = web::block(move || store.recent_alerts(limit as i64))
+    let rows = (shared.store)
+        .call(move |s| s.recent_alerts(limit as i64))
         .await
-        .map_err(|e| ApiError::Unavailable(format!("the store task failed: {e}")))?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let alerts: Vec<AlertAnswer> = rows.iter().map(|(a, d)| alert_json(a, d)).collect();
     Ok(HttpResponse::Ok().json(AlertsAnswer {

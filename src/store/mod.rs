@@ -1,5 +1,5 @@
 //! The store: SQLite by default, PostgreSQL when the URL says so, through one diesel code path.
-//! Every method blocks: call them from `spawn_blocking` / `web::block`, never on an event loop.
+//! Every method blocks: async code calls them through [`Store::call`], never on an event loop.
 
 pub mod models;
 pub mod schema;
@@ -27,6 +27,9 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("store migration failed: {0}")]
     Migration(String),
+    /// The blocking task running the call panicked or was cancelled.
+    #[error("the store task failed: {0}")]
+    Task(String),
 }
 
 impl StoreError {
@@ -106,6 +109,7 @@ macro_rules! on_conn {
 // After `on_conn!`, which they use.
 pub mod alerts;
 pub mod monitors;
+pub mod pool;
 
 /// `INSERT ... ON CONFLICT (url) DO UPDATE` of every column but the key and `first_seen_at`.
 macro_rules! upsert_proxies {
@@ -204,6 +208,19 @@ pub struct Store {
 }
 
 impl Store {
+    /// Runs `f` with the store on a blocking thread (diesel blocks): the one way async code
+    /// calls the store. A panic in `f` or a cancelled task is a [`StoreError::Task`].
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
     /// Connects (creating the SQLite file and its folder if needed) and runs pending migrations.
     pub fn open(url: &str) -> Result<Store, StoreError> {
         let backend = Backend::from_url(url).map_err(StoreError::Connect)?;

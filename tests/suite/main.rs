@@ -68,7 +68,8 @@ promote_after_passes = 2
 dead_after_failures = 2
 
 [resurrection]
-delays_secs = [3600]
+# One quick second chance (a first check can time out on a loaded machine), then dead for good.
+delays_secs = [1, 3600]
 
 {extra}
 "#,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 fn config(db: &str, list: &str, farm: &Farm) -> String {
     farm_config(db, list, farm, "").replace(
-        "delays_secs = [3600]",
+        "delays_secs = [1, 3600]",
         "delays_secs = [0.3, 0.3]\nblacklist_after_deaths = 3",
     )
 }

@@ -205,23 +205,22 @@ impl Handler<ManagedChange> for TierBalancer {
             Err(e) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e)))),
         };
         let store = self.shared.store.clone();
-        let stored = async move { tokio::task::spawn_blocking(move || write.run(&store)).await };
+        let stored = async move { store.call(move |s| write.run(s)).await };
         AtomicResponse::new(Box::pin(stored.into_actor(self).map(
             move |r, act, _| match r {
-                Ok(Ok(true)) => Ok(act.apply(apply)),
-                Ok(Ok(false)) => Err(ChangeError::NotFound(
+                Ok(true) => Ok(act.apply(apply)),
+                Ok(false) => Err(ChangeError::NotFound(
                     "the managed proxy is no longer stored".into(),
                 )),
-                Ok(Err(e)) if e.is_conflict() => Err(ChangeError::Conflict(
+                Err(e) if e.is_conflict() => Err(ChangeError::Conflict(
                     "another managed proxy has this name or URL".into(),
                 )),
-                Ok(Err(e)) => {
+                Err(e) => {
                     log::warn!("{NAME}: store refused a managed proxy change: {e}");
                     Err(ChangeError::Store(format!(
                         "the store did not take it: {e}"
                     )))
                 }
-                Err(e) => Err(ChangeError::Store(format!("the store write failed: {e}"))),
             },
         )))
     }
