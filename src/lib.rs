@@ -2,7 +2,6 @@
 
 pub mod actors;
 pub mod api;
-pub mod app;
 pub mod bus;
 pub mod channels;
 pub mod checker;
@@ -15,5 +14,6 @@ pub mod logbuf;
 pub mod published;
 pub mod redact;
 pub mod repair;
+pub mod startup;
 pub mod state;
 pub mod store;

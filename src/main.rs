@@ -1,6 +1,6 @@
 //! `proxyvisor [--config FILE]`: reads the config and runs the application until SIGINT/SIGTERM.
 
-use proxyvisor::app::{Application, StartError};
+use proxyvisor::startup::{Application, StartError};
 use proxyvisor::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;

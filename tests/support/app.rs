@@ -2,7 +2,7 @@
 //! plus the stores it runs on: a SQLite file in a temporary folder, or a fresh PostgreSQL
 //! database on the server `TEST_DATABASE_URL` names.
 
-use proxyvisor::app::Application;
+use proxyvisor::startup::Application;
 use proxyvisor::config::Config;
 use serde_json::Value;
 use std::sync::mpsc;

@@ -1,5 +1,6 @@
-//! Building and running the application: store, pool, actors and HTTP server. `main` only reads
-//! the config and calls `Application::build`; tests build the same application on port 0.
+//! The composition root, imported by nobody but `main` and the tests: builds and runs the
+//! application (store, pool, actors, HTTP server). `main` only reads the config and calls
+//! `Application::build`; tests build the same application on port 0 and read the bound port.
 
 use crate::actors::resurrection_manager::ResurrectionManager;
 use crate::actors::supervisor::{ChildSpec, Supervisor};
