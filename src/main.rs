@@ -1,7 +1,7 @@
 //! `proxyvisor [--config FILE]`: reads the config and runs the application until SIGINT/SIGTERM.
 
-use proxyvisor::startup::{Application, StartError};
 use proxyvisor::config::Config;
+use proxyvisor::startup::{Application, StartError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

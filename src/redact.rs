@@ -1,4 +1,6 @@
-//! Hiding what may be a secret in texts that come from parsers.
+//! Hiding what may be a secret: in texts that come from outside (errors, servers' answers), in
+//! parse errors (config, 400 answers), and in URLs shown in status and logs. The one home of
+//! these helpers.
 
 /// A parse error's text without the values it quotes: serde writes a mistyped value into its
 /// message (`invalid type: string "X-Token: abc", expected a map`), and a mistyped field may hold
@@ -55,6 +57,71 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
     format!("TOML parse error at line {line_no}, column {column}{key}: {message}")
 }
 
+/// Removes secrets from a text that came from outside (an error, a server's answer), keeps it
+/// on one line and short.
+pub fn text(text: &str, secrets: &[&str]) -> String {
+    let mut s = text.to_string();
+    for secret in secrets.iter().filter(|s| s.len() >= 3) {
+        s = s.replace(secret, "***");
+    }
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    cut_chars(&s, 300)
+}
+
+fn cut_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
+}
+
+/// The URL as shown in status and logs: no credentials, no query (either may hold a token).
+pub fn url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(invalid URL)".into(),
+    }
+}
+
+/// What must never show from a URL with credentials (an SMTP URL): its password, raw and
+/// percent-decoded (as lettre decodes it), and the URL itself.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_string()];
+    if let Ok(u) = url::Url::parse(url.trim()) {
+        if let Some(p) = u.password() {
+            out.push(p.to_string());
+            if let Ok(decoded) = percent_encoding::percent_decode_str(p).decode_utf8() {
+                out.push(decoded.into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// An error and its sources on one line (`a: b: c`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +168,27 @@ mod tests {
         let text = "n = \"S3CRET\"";
         let e = toml_error(text, &toml::from_str::<T>(text).unwrap_err());
         assert!(!e.contains("S3CRET") && e.contains("`n`"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_outside_text_kept_short() {
+        let s = text(
+            "POST /bot123:SECRET/sendMessage failed\r\nagain 123:SECRET",
+            &["123:SECRET", ""],
+        );
+        assert_eq!(s, "POST /bot***/sendMessage failed again ***");
+        let long = text(&"é".repeat(1000), &[]);
+        assert_eq!(long.chars().count(), 301);
+    }
+
+    #[test]
+    fn a_urls_password_is_a_secret_raw_and_decoded() {
+        let s = url_secrets("smtps://me:p%40ss%20w@mail.example:465");
+        assert!(s.contains(&"p%40ss%20w".to_string()), "{s:?}");
+        assert!(s.contains(&"p@ss w".to_string()), "{s:?}");
+        assert_eq!(
+            url("https://u:pw@h.example/x?token=1"),
+            "https://h.example/x"
+        );
     }
 }

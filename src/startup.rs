@@ -56,10 +56,7 @@ impl Application {
         let config = Arc::new(config);
         let url = config.database.url.clone();
         let now = now_ms();
-        let managed: Vec<ManagedRow> = config
-            .managed_proxies()
-            .map_err(|e| StartError::Other(e.to_string()))?
-            .iter()
+        let managed: Vec<ManagedRow> = (config.defs.managed.iter())
             .map(|d| ManagedRow::new(d, "config", now))
             .collect();
         let (store, records) = tokio::task::spawn_blocking(move || {

@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(config) = Config::from_toml(text) else {
+    let Ok(mut config) = Config::from_toml(text) else {
         return;
     };
     if let Err(e) = config.validate() {

@@ -73,7 +73,7 @@ impl Alerter {
     fn new(shared: Arc<Shared>) -> Self {
         let a = &shared.config.alerts;
         let channels = channels::from_config(a);
-        let daily = shared.config.daily_report_at().ok().flatten();
+        let daily = shared.config.defs.daily_report_at;
         Alerter {
             cooldown_ms: (a.cooldown_secs.clamp(0.0, 1e9) * 1000.0) as i64,
             channels,

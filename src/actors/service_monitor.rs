@@ -421,7 +421,7 @@ impl Actor for ServiceMonitor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
-        let defs = self.shared.config.monitors().unwrap_or_default();
+        let defs = self.shared.config.defs.monitors.clone();
         self.config_names = defs.iter().map(|d| d.name.clone()).collect();
         let store = self.shared.store.clone();
         let load = async move {
@@ -474,7 +474,7 @@ impl Actor for ServiceMonitor {
 fn stored_def(row: &MonitorRow) -> Result<MonitorDef, String> {
     let c: crate::config::MonitorConfig =
         serde_json::from_str(&row.definition).map_err(|e| format!("bad JSON: {e}"))?;
-    MonitorDef::new(&c, crate::env::string)
+    crate::config::monitor_def(&c, crate::env::string)
 }
 
 /// Added monitors are stored first; the actor takes no other message meanwhile, so two

@@ -176,19 +176,6 @@ impl SourceFetcher {
     }
 }
 
-/// The URL as shown in status and logs: no credentials, no query (either may hold a token).
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.to_string()
-        }
-        Err(_) => "(invalid URL)".into(),
-    }
-}
-
 async fn fetch_source(
     client: &reqwest::Client,
     source: &SourceConfig,
@@ -293,7 +280,7 @@ impl Actor for SourceFetcher {
             self.shared.board.source(&source.name, |s| {
                 s.name = source.name.clone();
                 s.kind = source.kind.as_str().into();
-                s.url = redact_url(&source.url);
+                s.url = crate::redact::url(&source.url);
                 // A new entry is `pending`; a restarted fetcher keeps what the last one saw.
             });
             self.fetch(source.clone(), ctx);

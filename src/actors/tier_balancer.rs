@@ -68,10 +68,8 @@ impl TierBalancer {
 
     fn new(shared: Arc<Shared>) -> Self {
         let rules = shared.config.rules();
-        let config_managed = (shared.config.managed_proxies())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| d.name)
+        let config_managed = (shared.config.defs.managed.iter())
+            .map(|d| d.name.clone())
             .collect();
         TierBalancer {
             config_managed,

@@ -11,7 +11,6 @@ use super::naming::{named, NameQuery};
 use crate::bus::messages::{AddMonitor, RemoveMonitor, RestartMonitor};
 use crate::clock::{now_ms, rfc3339, rfc3339_opt};
 use crate::config::MonitorConfig;
-use crate::domain::monitor::MonitorDef;
 use crate::published::monitors::MonitorView;
 use crate::state::Shared;
 use actix_web::{delete, get, post, web, HttpResponse};
@@ -92,7 +91,7 @@ pub fn view_json(v: &MonitorView) -> MonitorAnswer {
     let s = &v.service;
     MonitorAnswer {
         name: v.name.clone(),
-        url: crate::actors::source_fetcher::redact_url(&v.url),
+        url: crate::redact::url(&v.url),
         origin: v.origin,
         action: v.action,
         interval_secs: v.interval_ms as f64 / 1000.0,
@@ -193,7 +192,8 @@ async fn add(
     body: super::body::Json<MonitorConfig>,
 ) -> Result<HttpResponse, ApiError> {
     let config = body.into_inner();
-    let def = MonitorDef::new(&config, crate::env::string).map_err(ApiError::BadRequest)?;
+    let def =
+        crate::config::monitor_def(&config, crate::env::string).map_err(ApiError::BadRequest)?;
     // A command runs on this host: only the config file's owner may set one up.
     if matches!(
         def.recovery,

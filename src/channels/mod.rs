@@ -49,17 +49,6 @@ pub fn configured(c: &AlertsConfig) -> Vec<&'static str> {
     out
 }
 
-/// Checks the channels' settings: `Err((key, message))` names the bad key.
-pub fn validate(c: &AlertsConfig) -> Result<(), (String, String)> {
-    if let Some(t) = &c.telegram {
-        telegram::validate(t)?;
-    }
-    if let Some(e) = &c.email {
-        email::validate(e)?;
-    }
-    Ok(())
-}
-
 /// `send`, given up after `SEND_TIMEOUT`.
 pub async fn send_with_timeout(channel: &dyn Channel, alert: &Outgoing) -> Result<(), SendError> {
     match tokio::time::timeout(SEND_TIMEOUT, channel.send(alert)).await {
@@ -69,19 +58,4 @@ pub async fn send_with_timeout(channel: &dyn Channel, alert: &Outgoing) -> Resul
             retry_after_ms: None,
         }),
     }
-}
-
-/// An error and its sources on one line (`a: b: c`).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s
 }

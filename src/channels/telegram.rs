@@ -4,9 +4,10 @@
 //! Telegram's `description`). The token is in the URL path, so no URL is ever put in an error or
 //! a log line (`reqwest::Error::without_url`), and every text from outside is redacted.
 
-use super::{error_chain, Channel};
+use super::Channel;
 use crate::config::{ChatId, TelegramConfig};
-use crate::domain::alerts::{redact, telegram_text, Outgoing, SendError};
+use crate::domain::alerts::{telegram_text, Outgoing, SendError};
+use crate::redact::{error_chain, text as redact};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::json;
@@ -19,27 +20,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn is_configured(c: &TelegramConfig) -> bool {
     c.bot_token.as_deref().is_some_and(|t| !t.trim().is_empty()) && c.chat_id.is_some()
-}
-
-pub fn validate(c: &TelegramConfig) -> Result<(), (String, String)> {
-    let bad = |k: &str, m: &str| Err((format!("alerts.telegram.{k}"), m.to_string()));
-    match url::Url::parse(&c.api_base) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-        _ => return bad("api_base", "must be an http:// or https:// URL"),
-    }
-    if let Some(ChatId::Text(t)) = &c.chat_id {
-        if t.trim().is_empty() {
-            return bad("chat_id", "must not be empty");
-        }
-    }
-    if let Some(t) = &c.bot_token {
-        if t.chars()
-            .any(|c| c.is_whitespace() || c == '/' || c.is_control())
-        {
-            return bad("bot_token", "must not hold spaces or `/`");
-        }
-    }
-    Ok(())
 }
 
 pub struct Telegram {

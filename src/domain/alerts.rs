@@ -263,28 +263,6 @@ pub fn after_attempt(
     }
 }
 
-/// Removes secrets from a text that came from outside (an error, a server's answer), keeps it
-/// on one line and short.
-pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut s = text.to_string();
-    for secret in secrets.iter().filter(|s| s.len() >= 3) {
-        s = s.replace(secret, "***");
-    }
-    let s: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    cut_chars(&s, 300)
-}
-
-fn cut_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_string(),
-        Some((i, _)) => format!("{}…", &s[..i]),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Message text
 // ---------------------------------------------------------------------------------------------
@@ -727,17 +705,6 @@ mod tests {
             Next::Failed,
             "given up after a day"
         );
-    }
-
-    #[test]
-    fn secrets_are_redacted_and_outside_text_kept_short() {
-        let s = redact(
-            "POST /bot123:SECRET/sendMessage failed\r\nagain 123:SECRET",
-            &["123:SECRET", ""],
-        );
-        assert_eq!(s, "POST /bot***/sendMessage failed again ***");
-        let long = redact(&"é".repeat(1000), &[]);
-        assert_eq!(long.chars().count(), 301);
     }
 
     fn out(message: &str, severity: Severity, repeats: u32) -> Outgoing {

@@ -2,8 +2,8 @@
 //! plus the stores it runs on: a SQLite file in a temporary folder, or a fresh PostgreSQL
 //! database on the server `TEST_DATABASE_URL` names.
 
-use proxyvisor::startup::Application;
 use proxyvisor::config::Config;
+use proxyvisor::startup::Application;
 use serde_json::Value;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
