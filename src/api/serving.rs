@@ -4,8 +4,8 @@ use super::auth::require_client;
 use super::error::refusals::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::error::ApiError;
 use crate::clock::rfc3339_opt;
+use crate::domain::choice::{self, Ask};
 use crate::domain::lifecycle::Tier;
-use crate::domain::profiles;
 use crate::domain::proxy::{Anonymity, Protocol};
 use crate::domain::selection::{self, Filter, Selection, Served, Strategy};
 use crate::published::loads::Loads;
@@ -98,16 +98,6 @@ pub struct ListQuery {
 
 /// Answers of `/api/proxy/alive` and `/api/proxies` without `count` hold this many proxies.
 pub const DEFAULT_COUNT: usize = 10;
-
-/// A parsed serving request.
-struct Ask {
-    count: usize,
-    strategy: Strategy,
-    filter: Filter,
-    /// Index of the asked check profile in `validation.profiles`.
-    profile: Option<usize>,
-    detail: bool,
-}
 
 fn parse_ask(q: &ServingQuery, shared: &Shared) -> Result<Ask, ApiError> {
     let max = shared.config.server.max_count;
@@ -207,62 +197,6 @@ fn clip(s: &str) -> String {
     s.chars().take(32).collect()
 }
 
-/// Picks proxies for a request; the fill from dead proxies applies when `allow_fill`.
-fn pick<'a>(snap: &'a PoolSnapshot, loads: &Loads, ask: &Ask, allow_fill: bool) -> Selection<'a> {
-    if let Some(i) = ask.profile {
-        // Only proxies known to pass that profile, never the dead fill: an empty, degraded
-        // answer rather than proxies not known to work on that target.
-        return profiles::select(
-            &snap.serving,
-            snap.profiles.get(i).map_or(&[][..], Vec::as_slice),
-            &ask.filter,
-            ask.count,
-            ask.strategy,
-            |s| loads.per_proxy.get(&s.url).copied().unwrap_or(0),
-            &mut rand::rng(),
-        );
-    }
-    match ask.strategy {
-        Strategy::LeastLoaded => {
-            // Fewest leases first; the sort is stable, so ties stay fastest first.
-            let mut order: Vec<&Served> = snap.serving.iter().collect();
-            order.sort_by_key(|s| loads.per_proxy.get(&s.url).copied().unwrap_or(0));
-            selection::select(
-                order.into_iter(),
-                &snap.fill,
-                &ask.filter,
-                ask.count,
-                allow_fill,
-            )
-        }
-        Strategy::Fastest => selection::select(
-            snap.serving.iter(),
-            &snap.fill,
-            &ask.filter,
-            ask.count,
-            allow_fill,
-        ),
-        Strategy::Cheapest => selection::select(
-            snap.cheapest_iter(),
-            &snap.fill,
-            &ask.filter,
-            ask.count,
-            allow_fill,
-        ),
-        Strategy::Random => {
-            let sampled =
-                selection::sample(&snap.serving, &ask.filter, ask.count, &mut rand::rng());
-            selection::select(
-                sampled.into_iter(),
-                &snap.fill,
-                &ask.filter,
-                ask.count,
-                allow_fill,
-            )
-        }
-    }
-}
-
 /// How many proxies of the answer came from each tier (`dead`: the never-empty fill).
 #[derive(Serialize, Default, ToSchema)]
 pub struct TiersUsed {
@@ -337,6 +271,12 @@ pub struct AliveAnswer<'a> {
     details: Option<Vec<Detail<'a>>>,
 }
 
+/// The proxies for a request, from the snapshot and the lease loads (`domain::choice`).
+fn choose<'a>(snap: &'a PoolSnapshot, loads: &Loads, ask: &Ask) -> Selection<'a> {
+    let load = |url: &str| loads.per_proxy.get(url).copied().unwrap_or(0);
+    choice::pick(snap.pool(), ask, load, true, &mut rand::rng())
+}
+
 /// What `/api/proxy/alive` and `/api/proxies` start from: the client's right to ask, the parsed
 /// parameters, and the snapshot and lease loads the answer is picked from.
 fn serving_request(
@@ -367,7 +307,7 @@ async fn alive(
     q: web::Query<ServingQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (ask, snap, loads) = serving_request(&req, &shared, &q)?;
-    let sel = pick(&snap, &loads, &ask, true);
+    let sel = choose(&snap, &loads, &ask);
     let mut used = TiersUsed::default();
     for s in &sel.proxies {
         match s.tier {
@@ -411,7 +351,7 @@ async fn proxies(
     q: web::Query<ServingQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (ask, snap, loads) = serving_request(&req, &shared, &q)?;
-    let sel = pick(&snap, &loads, &ask, true);
+    let sel = choose(&snap, &loads, &ask);
     let urls: Vec<&str> = sel
         .proxies
         .iter()

@@ -383,67 +383,55 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
     let actors = shared.board.actors();
     let sources = shared.board.sources();
     let store = shared.board.store_status();
-    let serving = snap.counts.serving();
-    let minimum_met = serving >= shared.config.tiers.minimum_guaranteed;
-    let mut problems: Vec<String> = Vec::new();
-    let mut critical = false;
-    for a in &actors {
-        match a.status {
-            ActorState::Failed => {
-                critical = true;
-                problems.push(format!("actor {} failed", a.name));
-            }
-            ActorState::Restarting => problems.push(format!("actor {} restarting", a.name)),
-            ActorState::Running => {}
-        }
-    }
-    if serving == 0 && snap.counters.checks_total > 0 {
-        critical = true;
-        problems.push("no serving proxy".into());
-    } else if !minimum_met {
-        problems.push(format!(
-            "{serving} serving proxies, below minimum_guaranteed {}",
-            shared.config.tiers.minimum_guaranteed
-        ));
-    }
-    if store.status != StoreState::Ok {
-        problems.push("store degraded".into());
-    }
-    if store.alerts_waiting > 0 {
-        problems.push(format!(
-            "{} alerts waiting for the store",
-            store.alerts_waiting
-        ));
-    }
-    if store.pool_reload_pending {
-        problems
-            .push("the pool is being reloaded from the store (serving the last snapshot)".into());
-    }
-    for s in sources.iter().filter(|s| s.status == SourceState::Error) {
-        problems.push(format!("source {} failing", s.name));
-    }
-    let mut alert_channels = BTreeMap::new();
-    for name in crate::channels::configured(&shared.config.alerts) {
-        let c = shared.board.channel_status(name);
-        if c.state != ChannelState::Ok {
-            problems.push(format!("alert channel {name} failing"));
-        }
-        alert_channels.insert(name, c);
-    }
+    use crate::domain::health::{self, ActorHealth, Facts};
+    let channels: Vec<(&'static str, ChannelStatus)> =
+        crate::channels::configured(&shared.config.alerts)
+            .into_iter()
+            .map(|name| (name, shared.board.channel_status(name)))
+            .collect();
     let monitors = shared.monitors.load_full();
-    for m in monitors.monitors.iter().filter(|m| {
-        use crate::domain::service_health::Status;
-        matches!(m.service.status, Status::Down | Status::Recovering)
-    }) {
-        problems.push(format!("service {} {}", m.name, m.service.status.as_str()));
-    }
-    let status = if critical {
-        Verdict::Critical
-    } else if problems.is_empty() {
-        Verdict::Ok
-    } else {
-        Verdict::Degraded
+    let facts = Facts {
+        actors: actors
+            .iter()
+            .map(|a| {
+                let state = match a.status {
+                    ActorState::Running => ActorHealth::Running,
+                    ActorState::Restarting => ActorHealth::Restarting,
+                    ActorState::Failed => ActorHealth::Failed,
+                };
+                (a.name, state)
+            })
+            .collect(),
+        serving: snap.counts.serving(),
+        checks_total: snap.counters.checks_total,
+        minimum_guaranteed: shared.config.tiers.minimum_guaranteed,
+        store_ok: store.status == StoreState::Ok,
+        alerts_waiting: store.alerts_waiting,
+        pool_reload_pending: store.pool_reload_pending,
+        failing_sources: (sources.iter())
+            .filter(|s| s.status == SourceState::Error)
+            .map(|s| s.name.as_str())
+            .collect(),
+        failing_channels: (channels.iter())
+            .filter(|(_, c)| c.state != ChannelState::Ok)
+            .map(|(n, _)| *n)
+            .collect(),
+        troubled_services: (monitors.monitors.iter())
+            .filter(|m| {
+                use crate::domain::service_health::Status;
+                matches!(m.service.status, Status::Down | Status::Recovering)
+            })
+            .map(|m| (m.name.as_str(), m.service.status.as_str()))
+            .collect(),
     };
+    let (verdict, problems) = health::judge(&facts);
+    let status = match verdict {
+        health::Verdict::Ok => Verdict::Ok,
+        health::Verdict::Degraded => Verdict::Degraded,
+        health::Verdict::Critical => Verdict::Critical,
+    };
+    let critical = status == Verdict::Critical;
+    let alert_channels: BTreeMap<&'static str, ChannelStatus> = channels.into_iter().collect();
     let tiers = tier_summary(&shared, &snap);
     let body = Health {
         status,

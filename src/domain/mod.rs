@@ -4,6 +4,8 @@
 pub mod alerts;
 pub mod anonymity;
 pub mod check;
+pub mod choice;
+pub mod health;
 pub mod leases;
 pub mod lifecycle;
 pub mod managed;

@@ -129,6 +129,16 @@ impl PoolSnapshot {
         self.client_urls.get(url).map_or(url, String::as_str)
     }
 
+    /// The serving pool as the selection rules take it.
+    pub fn pool(&self) -> crate::domain::choice::Pool<'_> {
+        crate::domain::choice::Pool {
+            serving: &self.serving,
+            cheapest: &self.cheapest,
+            profiles: &self.profiles,
+            fill: &self.fill,
+        }
+    }
+
     pub fn cheapest_iter(&self) -> impl Iterator<Item = &Served> {
         self.cheapest.iter().map(|&i| &self.serving[i as usize])
     }
