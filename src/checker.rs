@@ -12,11 +12,10 @@ use hyper_util::client::legacy::connect::proxy::{SocksV4, SocksV5, Tunnel};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_service::Service;
 
-const USER_AGENT: &str = concat!("proxyvisor/", env!("CARGO_PKG_VERSION"));
+use crate::net::{shared_tls_config, USER_AGENT};
 
 /// Bodies longer than this are cut: a check needs the status and a substring, not a download.
 const MAX_BODY: usize = 64 * 1024;
@@ -319,27 +318,4 @@ fn basic_auth(proxy: &Endpoint) -> Option<http::HeaderValue> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// One rustls configuration (ring, webpki roots) shared by every check and HTTP client. Its first
-/// call also makes ring the process-wide rustls provider, which reqwest's clients need.
-pub fn shared_tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            // Fails only when a provider is installed already, which is as good.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
 }

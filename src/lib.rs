@@ -11,6 +11,7 @@ pub mod domain;
 pub mod env;
 pub mod geoip;
 pub mod logbuf;
+pub mod net;
 pub mod published;
 pub mod redact;
 pub mod repair;

@@ -88,7 +88,8 @@ async fn send(req: reqwest::RequestBuilder) -> Result<Vec<u8>, RepairOutcome> {
             retry_after_ms: retry_after_ms(resp.headers()).unwrap_or(DEFAULT_RETRY_MS),
         });
     }
-    let body = read_capped(resp).await;
+    let mut resp = resp;
+    let body = crate::net::read_body(&mut resp, MAX_ANSWER).await.bytes;
     if status.is_success() {
         Ok(body)
     } else {
@@ -100,25 +101,10 @@ async fn send(req: reqwest::RequestBuilder) -> Result<Vec<u8>, RepairOutcome> {
     }
 }
 
-/// `Retry-After` or Render's `Ratelimit-Reset`, in seconds.
+/// `Retry-After` or Render's `Ratelimit-Reset`, in milliseconds.
 fn retry_after_ms(h: &reqwest::header::HeaderMap) -> Option<i64> {
-    ["retry-after", "ratelimit-reset", "x-ratelimit-reset"]
-        .iter()
-        .filter_map(|name| h.get(*name)?.to_str().ok()?.trim().parse::<f64>().ok())
-        .find(|s| s.is_finite() && *s >= 0.0 && *s < 86_400.0)
+    crate::net::retry_after_secs(h, &["retry-after", "ratelimit-reset", "x-ratelimit-reset"])
         .map(|s| (s * 1000.0) as i64)
-}
-
-async fn read_capped(mut resp: reqwest::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        let room = MAX_ANSWER - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_ANSWER {
-            break;
-        }
-    }
-    body
 }
 
 /// The start of an answer, for a log line or an error: one line, at most 200 characters.

@@ -98,13 +98,7 @@ impl ServiceMonitor {
     }
 
     fn new(shared: Arc<Shared>) -> Self {
-        crate::checker::shared_tls_config(); // installs the rustls provider reqwest needs
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .user_agent(concat!("proxyvisor/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
+        let client = crate::net::client(None, None);
         ServiceMonitor {
             shared,
             client,
@@ -391,22 +385,15 @@ async fn probe(client: &reqwest::Client, def: &MonitorDef) -> Check {
     }
     if let Some(want) = &def.expect_body {
         let mut resp = resp;
-        let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    body.extend_from_slice(&c[..c.len().min(MAX_BODY - body.len())]);
-                    if body.len() >= MAX_BODY {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => {
-                    return failed(format!("no whole answer within {} ms", def.timeout_ms))
-                }
-                Err(_) => return failed("the answer broke off".into()),
+        let read = crate::net::read_body(&mut resp, MAX_BODY).await;
+        match read.error {
+            Some(e) if e.is_timeout() => {
+                return failed(format!("no whole answer within {} ms", def.timeout_ms))
             }
+            Some(_) => return failed("the answer broke off".into()),
+            None => {}
         }
+        let body = read.bytes;
         if !String::from_utf8_lossy(&body).contains(want.as_str()) {
             return failed("the answer lacks the expected body".into());
         }

@@ -49,13 +49,7 @@ impl SourceFetcher {
     }
 
     fn new(shared: Arc<Shared>) -> Self {
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured((*crate::checker::shared_tls_config()).clone())
-            .user_agent(concat!("proxyvisor/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
+        let client = crate::net::client(None, Some(Duration::from_secs(10)));
         SourceFetcher {
             shared,
             client,
@@ -250,14 +244,14 @@ async fn get_body(
         return Err(format!("body larger than the {max_bytes} bytes allowed"));
     }
     let headers = response.headers().clone();
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(describe)? {
-        if body.len() as u64 + chunk.len() as u64 > max_bytes {
-            return Err(format!("body larger than the {max_bytes} bytes allowed"));
-        }
-        body.extend_from_slice(&chunk);
+    let body = crate::net::read_body(&mut response, max_bytes as usize).await;
+    if let Some(e) = body.error {
+        return Err(describe(e));
     }
-    Ok((headers, body))
+    if body.cut {
+        return Err(format!("body larger than the {max_bytes} bytes allowed"));
+    }
+    Ok((headers, body.bytes))
 }
 
 fn describe(e: reqwest::Error) -> String {

@@ -41,13 +41,7 @@ impl Telegram {
             ChatId::Number(n) => json!(n),
             ChatId::Text(t) => json!(t.trim()),
         };
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured((*crate::checker::shared_tls_config()).clone())
-            .user_agent(concat!("proxyvisor/", env!("CARGO_PKG_VERSION")))
-            .timeout(REQUEST_TIMEOUT)
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
+        let client = crate::net::client(Some(REQUEST_TIMEOUT), None);
         Some(Telegram {
             client,
             url: format!(
@@ -73,33 +67,18 @@ impl Telegram {
         let mut resp = (self.client.post(&self.url).json(&body).send().await)
             .map_err(|e| retry(self.redact(&error_chain(&e.without_url()))))?;
         let status = resp.status().as_u16();
-        let header_retry = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok());
-        let mut answer = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = MAX_ANSWER - answer.len();
-                    answer.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if answer.len() >= MAX_ANSWER {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                // A 2xx whose body broke off was still taken by Telegram.
-                Err(e) if (200..300).contains(&status) => {
-                    log::warn!(
-                        "alerts: telegram answered {status} but its body broke off: {}",
-                        self.redact(&error_chain(&e.without_url()))
-                    );
-                    break;
-                }
-                Err(e) => return Err(retry(self.redact(&error_chain(&e.without_url())))),
-            }
+        let header_retry = crate::net::retry_after_secs(resp.headers(), &["retry-after"]);
+        let body = crate::net::read_body(&mut resp, MAX_ANSWER).await;
+        match body.error {
+            // A 2xx whose body broke off was still taken by Telegram.
+            Some(e) if (200..300).contains(&status) => log::warn!(
+                "alerts: telegram answered {status} but its body broke off: {}",
+                self.redact(&error_chain(&e.without_url()))
+            ),
+            Some(e) => return Err(retry(self.redact(&error_chain(&e.without_url())))),
+            None => {}
         }
+        let answer = body.bytes;
         classify(status, &answer, header_retry).map_err(|e| match e {
             SendError::Retry {
                 reason,

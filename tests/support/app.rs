@@ -129,7 +129,7 @@ impl TestApp {
 
 /// A client for talking to the app on loopback (never through an environment proxy).
 pub fn http_client() -> reqwest::Client {
-    proxyvisor::checker::shared_tls_config(); // installs the rustls provider reqwest needs
+    proxyvisor::net::shared_tls_config(); // installs the rustls provider reqwest needs
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
