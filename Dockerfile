@@ -5,7 +5,9 @@ COPY Cargo.toml Cargo.lock diesel.toml ./
 COPY src src
 COPY migrations migrations
 COPY tests tests
-RUN cargo build --release --bin proxyvisor
+COPY testkit testkit
+COPY bench bench
+RUN cargo build --release -p proxyvisor --bin proxyvisor
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \

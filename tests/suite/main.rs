@@ -30,6 +30,7 @@ mod shutdown;
 mod sources;
 mod standins_selftest;
 mod store_outage;
+mod structure;
 mod supervision;
 
 use support::farm::{Farm, ORIGIN_BODY};

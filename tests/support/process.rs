@@ -1,23 +1,17 @@
-//! The real `proxyvisor` binary as a child process, on a port chosen here, with its config file
-//! and log in a temporary folder: for what only a process can show (signals, `kill -9`, the log).
+//! The real `proxyvisor` binary as a child process (the testkit's `Process`), on a port chosen
+//! here, with its config file and log in a temporary folder: for what only a process can show
+//! (signals, `kill -9`, the log).
 
+pub use proxyvisor_testkit::process::free_port;
+use proxyvisor_testkit::process::Process;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 pub struct ServiceProcess {
     pub port: u16,
-    child: Child,
+    process: Process,
     dir: tempfile::TempDir,
-}
-
-/// A free loopback port (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl ServiceProcess {
@@ -41,90 +35,48 @@ impl ServiceProcess {
             format!("{config}\n[server]\nbind = \"127.0.0.1:{port}\"\n{extra_server}\n"),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_proxyvisor"))
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", log_level)
-            .env_remove("DATABASE_URL")
-            .env_remove("PORT")
-            .env_remove("PROXYVISOR_ADMIN_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut p = ServiceProcess { port, child, dir };
-        let client = super::app::http_client();
-        let health = p.url("/health");
-        super::wait::until("the service to answer", Duration::from_secs(30), || {
-            let exited = p.child.try_wait().unwrap();
-            assert!(exited.is_none(), "the service exited: {}", p.log());
-            let (client, health) = (client.clone(), health.clone());
-            async move {
-                client
-                    .get(&health)
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status() == 200)
-            }
-        })
-        .await;
-        p
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_proxyvisor"));
+        let log = dir.path().join("stderr.log");
+        let mut process = Process::start(&binary, &path, port, log, log_level).unwrap();
+        if let Err(e) = process.wait_healthy(Duration::from_secs(30)).await {
+            panic!("the service did not come up: {e}");
+        }
+        ServiceProcess { port, process, dir }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        self.process.url(path)
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "kill {sig} failed");
+        self.process.pid()
     }
 
     /// SIGTERM, then waits for the exit.
     pub async fn terminate(&mut self) -> ExitStatus {
-        self.signal("-TERM");
+        self.process.signal("-TERM").unwrap();
         self.wait_exit().await
     }
 
     /// SIGKILL: no chance to write anything.
     pub async fn kill9(&mut self) -> ExitStatus {
-        self.signal("-KILL");
+        self.process.signal("-KILL").unwrap();
         self.wait_exit().await
     }
 
     pub async fn wait_exit(&mut self) -> ExitStatus {
-        let child = &mut self.child;
-        super::wait::until("the service to exit", Duration::from_secs(30), || {
-            let exited = child.try_wait().unwrap();
-            async move { exited }
-        })
-        .await
+        self.process
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .expect("the service exits")
     }
 
     /// What the service logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        self.process.log()
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("stderr.log")
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.log_path().to_path_buf()
     }
 }

@@ -1,0 +1,10 @@
+//! What the integration tests (`tests/support`) and the bench share, so neither includes the
+//! other's files: `loopback` (the plumbing of every loopback server), `farm` (an origin and
+//! proxies of switchable behaviour), `source` (a proxy-list server), `wait` (a condition with a
+//! deadline) and `process` (the service binary as a child).
+
+pub mod farm;
+pub mod loopback;
+pub mod process;
+pub mod source;
+pub mod wait;
