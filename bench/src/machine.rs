@@ -7,7 +7,7 @@ pub(crate) fn service_binary() -> Result<PathBuf> {
     let binary = std::env::current_exe()?.with_file_name("proxyvisor");
     if !binary.is_file() {
         return Err(format!(
-            "{} is missing; build it first: cargo build --release --bin proxyvisor --bin \
+            "{} is missing; build it first: cargo build --release -p proxyvisor -p \
              proxyvisor-bench",
             binary.display()
         )
@@ -22,8 +22,10 @@ pub(crate) fn binary_freshness(binary: &Path) -> String {
     let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
         return "build time unknown".into();
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bench = root.join("src/bin/bench.rs");
+    // The service's crate: the workspace root, one above this crate.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."));
     let mut newer = Vec::new();
     let mut pending = vec![root.join("src"), root.join("migrations")];
     let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
@@ -35,7 +37,7 @@ pub(crate) fn binary_freshness(binary: &Path) -> String {
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path != bench {
+            } else {
                 files.push(path);
             }
         }
@@ -58,7 +60,7 @@ pub(crate) fn binary_freshness(binary: &Path) -> String {
     } else {
         newer.sort();
         eprintln!(
-            "warning: {} changed after {} was built; rebuild with cargo build --release --bin \
+            "warning: {} changed after {} was built; rebuild with cargo build --release -p \
              proxyvisor",
             newer.join(", "),
             binary.display()

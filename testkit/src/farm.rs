@@ -29,7 +29,8 @@ pub const VIA: &str = "1.1 farm-proxy";
 /// `Proxy-Authenticate` value of a farm proxy's `407` answer.
 pub const AUTH_CHALLENGE: &str = "Basic realm=\"farm\"";
 
-pub use crate::loopback::*;
+use crate::loopback::*;
+pub use crate::loopback::{base64_encode, basic_credentials};
 
 // ---------------------------------------------------------------------------
 // Origin

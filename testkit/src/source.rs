@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::farm::{
+use crate::loopback::{
     bind_loopback, close_gracefully, read_request, response_head, spawn_accept_loop, write_response,
 };
 

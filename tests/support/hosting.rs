@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::farm::{
+use proxyvisor_testkit::loopback::{
     bind_loopback, bind_reuse, close_gracefully, read_request, spawn_accept_loop, write_response,
     RequestHead,
 };

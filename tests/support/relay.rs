@@ -2,7 +2,7 @@
 //! every relayed connection and refuses new ones, as a stopped server would; `restore()` accepts
 //! again on the same port.
 
-use super::farm::bind_reuse;
+use proxyvisor_testkit::loopback::bind_reuse;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::farm::{bind_loopback, bind_reuse, spawn_accept_loop};
+use proxyvisor_testkit::loopback::{bind_loopback, bind_reuse, spawn_accept_loop};
 
 /// Longest message accepted.
 const MAX_DATA: usize = 10 * 1024 * 1024;

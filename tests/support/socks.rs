@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::farm::{bind_loopback, connect_loopback, spawn_accept_loop};
+use proxyvisor_testkit::loopback::{bind_loopback, connect_loopback, spawn_accept_loop};
 
 // ---------------------------------------------------------------------------
 // SOCKS5

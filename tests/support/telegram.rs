@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::farm::{
+use proxyvisor_testkit::loopback::{
     bind_loopback, close_gracefully, read_request, spawn_accept_loop, write_response,
 };
 
