@@ -50,8 +50,7 @@ use tokio::net::TcpStream;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-const USAGE: &str = "usage: proxyvisor-bench <classify|serve|monitors|all> [--runs N]";
-const DEFAULT_RUNS: usize = 3;
+const DEFAULT_RUNS: u64 = 3;
 
 /// Any single request to the service must answer within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,13 +60,8 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 const STOP_DEADLINE: Duration = Duration::from_secs(20);
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("proxyvisor-bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // A usage error exits 2 with clap's message.
+    let args = <Args as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -87,7 +81,8 @@ fn main() -> ExitCode {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// What to measure.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Part {
     Classify,
     Serve,
@@ -95,58 +90,30 @@ enum Part {
     All,
 }
 
-/// The command line.
+/// Measures the `proxyvisor` service binary on loopback and prints the results as Markdown.
+#[derive(clap::Parser)]
 struct Args {
+    /// What to measure.
+    #[arg(value_enum)]
     part: Part,
-    runs: usize,
-}
-
-impl Args {
-    /// Parses the arguments after the program name.
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-        let mut part = None;
-        let mut runs = DEFAULT_RUNS;
-        let parse_runs = |v: Option<String>| -> Result<usize, String> {
-            let v = v.ok_or("--runs needs a number")?;
-            match v.parse::<usize>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("--runs must be a positive number, got `{v}`")),
-            }
-        };
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "classify" => part = Some(Part::Classify),
-                "serve" => part = Some(Part::Serve),
-                "monitors" => part = Some(Part::Monitors),
-                "all" => part = Some(Part::All),
-                "--runs" => runs = parse_runs(args.next())?,
-                "-h" | "--help" => {
-                    println!("{USAGE}");
-                    std::process::exit(0);
-                }
-                other => match other.strip_prefix("--runs=") {
-                    Some(v) => runs = parse_runs(Some(v.to_string()))?,
-                    None => return Err(format!("unknown argument `{other}`")),
-                },
-            }
-        }
-        let part = part.ok_or("say what to measure: classify, serve, monitors or all")?;
-        Ok(Args { part, runs })
-    }
+    /// Runs of each measurement (the results give the median).
+    #[arg(long, default_value_t = DEFAULT_RUNS, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
 }
 
 /// Prints the machine facts, then runs the parts asked for.
 async fn run(args: Args) -> Result<()> {
     let binary = service_binary()?;
-    print_machine_facts(&binary, args.runs);
+    let runs = args.runs as usize;
+    print_machine_facts(&binary, runs);
     if matches!(args.part, Part::Classify | Part::All) {
-        classify(&binary, args.runs).await?;
+        classify(&binary, runs).await?;
     }
     if matches!(args.part, Part::Serve | Part::All) {
-        serve(&binary, args.runs).await?;
+        serve(&binary, runs).await?;
     }
     if matches!(args.part, Part::Monitors | Part::All) {
-        monitors::bench(&binary, args.runs).await?;
+        monitors::bench(&binary, runs).await?;
     }
     Ok(())
 }
