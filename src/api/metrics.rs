@@ -9,7 +9,6 @@ use crate::published::board::ActorState;
 use crate::published::board::{ChannelState, SourceState, StoreState};
 use crate::state::Shared;
 use actix_web::{get, web, HttpResponse};
-use std::fmt::Write;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -17,23 +16,19 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(metrics);
 }
 
-/// A label value as the text format wants it: `\`, `"` and newlines escaped.
-pub fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
+/// Collects metric families (`family`, then its `sample`s) into a `prometheus` registry made
+/// for one scrape, and encodes them in the text format 0.0.4 (`finish`): the crate does the
+/// format, escaping included; the values come from what is published now.
+pub struct Text {
+    registry: prometheus::Registry,
+    current: Option<Family>,
 }
 
-/// Writes metric families: `# HELP`, `# TYPE`, then samples, one family at a time.
-pub struct Text {
-    out: String,
+struct Family {
+    name: String,
+    kind: &'static str,
+    help: String,
+    samples: Vec<(Vec<(String, String)>, f64)>,
 }
 
 impl Default for Text {
@@ -45,50 +40,92 @@ impl Default for Text {
 impl Text {
     pub fn new() -> Text {
         Text {
-            out: String::with_capacity(8 * 1024),
+            registry: prometheus::Registry::new(),
+            current: None,
         }
     }
 
     /// Starts a family (`kind` = `gauge` or `counter`).
-    pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
-        // HELP text escapes `\` and newlines (none of ours has either, but keep to the format).
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    pub fn family(&mut self, name: &str, kind: &'static str, help: &str) -> &mut Self {
+        self.flush();
+        self.current = Some(Family {
+            name: name.to_string(),
+            kind,
+            help: help.to_string(),
+            samples: Vec::new(),
+        });
         self
     }
 
-    /// One sample of the current family.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
-            }
-            self.out.push('}');
+    /// One sample of the current family (its labels are the family's label names).
+    pub fn sample(&mut self, _name: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        if let Some(f) = &mut self.current {
+            let labels = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            f.samples.push((labels, value));
         }
-        self.out.push(' ');
-        if value.is_nan() {
-            self.out.push_str("NaN");
-        } else if value.is_infinite() {
-            self.out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-        } else {
-            let _ = write!(self.out, "{value}");
-        }
-        self.out.push('\n');
         self
     }
 
     /// A family with one unlabelled sample.
-    pub fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) -> &mut Self {
+    pub fn single(&mut self, name: &str, kind: &'static str, help: &str, value: f64) -> &mut Self {
         self.family(name, kind, help).sample(name, &[], value)
     }
 
-    pub fn finish(self) -> String {
-        self.out
+    /// Registers the current family. A family's samples share its first sample's label names;
+    /// a counter below 0 (never ours) is shown as 0.
+    fn flush(&mut self) {
+        let Some(f) = self.current.take() else {
+            return;
+        };
+        let names: Vec<String> = f
+            .samples
+            .first()
+            .map(|(l, _)| l.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let opts = prometheus::Opts::new(f.name.clone(), f.help.clone());
+        let values = |l: &[(String, String)]| l.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        let registered = if f.kind == "counter" {
+            prometheus::CounterVec::new(opts, &names).map(|vec| {
+                for (l, v) in &f.samples {
+                    let vals = values(l);
+                    let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
+                    if let Ok(c) = vec.get_metric_with_label_values(&refs) {
+                        c.inc_by(if *v >= 0.0 { *v } else { 0.0 });
+                    }
+                }
+                Box::new(vec) as Box<dyn prometheus::core::Collector>
+            })
+        } else {
+            prometheus::GaugeVec::new(opts, &names).map(|vec| {
+                for (l, v) in &f.samples {
+                    let vals = values(l);
+                    let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
+                    if let Ok(g) = vec.get_metric_with_label_values(&refs) {
+                        g.set(*v);
+                    }
+                }
+                Box::new(vec) as Box<dyn prometheus::core::Collector>
+            })
+        };
+        match registered.map(|c| self.registry.register(c)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => log::warn!("metrics: family {} left out: {e}", f.name),
+        }
+    }
+
+    pub fn finish(mut self) -> String {
+        self.flush();
+        let mut out = String::with_capacity(8 * 1024);
+        if let Err(e) =
+            prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out)
+        {
+            log::warn!("metrics: cannot encode: {e}");
+        }
+        out
     }
 }
 
@@ -521,25 +558,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escape_label("line\nbreak"), "line\\nbreak");
-        assert_eq!(escape_label("plain-name_1"), "plain-name_1");
-    }
-
-    #[test]
-    fn families_and_samples_follow_the_text_format() {
+    fn families_are_encoded_in_the_text_format_with_their_labels_escaped() {
         let mut t = Text::new();
         t.family("m", "gauge", "Help with \\ and\nnewline.")
             .sample("m", &[("name", "x\"y"), ("s", "up")], 1.0)
-            .sample("m", &[], 2.5)
-            .sample("m", &[], f64::NAN);
+            .sample("m", &[("name", "z"), ("s", "down")], f64::NAN);
         t.single("c_total", "counter", "A counter.", 3.0);
+        t.family("empty", "gauge", "No sample.");
+        let text = t.finish();
         assert_eq!(
-            t.finish(),
-            "# HELP m Help with \\\\ and\\nnewline.\n# TYPE m gauge\n\
-             m{name=\"x\\\"y\",s=\"up\"} 1\nm 2.5\nm NaN\n\
-             # HELP c_total A counter.\n# TYPE c_total counter\nc_total 3\n"
+            text,
+            "# HELP c_total A counter.\n# TYPE c_total counter\nc_total 3\n\
+             # HELP m Help with \\\\ and\\nnewline.\n# TYPE m gauge\n\
+             m{name=\"x\\\"y\",s=\"up\"} 1\nm{name=\"z\",s=\"down\"} NaN\n"
         );
     }
 }
