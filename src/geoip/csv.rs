@@ -1,7 +1,9 @@
 //! The CSV formats (DB-IP "ip-to-country-lite", IP2Location LITE DB1): one inclusive range a
-//! line, parsed into sorted, disjoint range tables.
+//! line, read with the `csv` crate (quoted fields, CRLF) into range tables of the `rangemap`
+//! crate.
 
 use super::country_code;
+use rangemap::RangeInclusiveMap;
 use std::net::IpAddr;
 
 /// How many malformed CSV lines are quoted in an error message.
@@ -16,10 +18,8 @@ pub(super) struct Range<T> {
 }
 
 pub(super) struct CsvTable {
-    /// Sorted by `start`, non-overlapping.
-    pub(super) v4: Vec<Range<u32>>,
-    /// Sorted by `start`, non-overlapping.
-    pub(super) v6: Vec<Range<u128>>,
+    pub(super) v4: RangeInclusiveMap<u32, [u8; 2]>,
+    pub(super) v6: RangeInclusiveMap<u128, [u8; 2]>,
     pub(super) skipped: usize,
 }
 
@@ -47,21 +47,21 @@ impl CsvTable {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         let (mut parsed, mut skipped) = (0usize, 0usize);
         let mut examples = Vec::new();
-        for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let result = std::str::from_utf8(raw)
-                .map_err(|_| "not UTF-8".to_string())
-                .and_then(|line| {
-                    let line = line.trim();
-                    if line.is_empty() || line.starts_with('#') {
-                        Ok(None)
-                    } else {
-                        parse_line(line).map(Some).map_err(|why| {
-                            let shown: String = line.chars().take(60).collect();
-                            format!("{why}: {shown:?}")
-                        })
-                    }
-                });
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .from_reader(bytes);
+        for record in reader.byte_records() {
+            let (line_no, result) = match record {
+                Err(e) => (
+                    e.position().map_or(0, |p| p.line()),
+                    Err("not a CSV line".to_string()),
+                ),
+                Ok(r) => (r.position().map_or(0, |p| p.line()), line_of(&r)),
+            };
+            let index = line_no.saturating_sub(1) as usize;
             match result {
                 Ok(None) => {}
                 Ok(Some(line)) => {
@@ -92,8 +92,8 @@ impl CsvTable {
             });
         }
         let table = CsvTable {
-            v4: disjoint(v4),
-            v6: disjoint(v6),
+            v4: table(v4),
+            v6: table(v6),
             skipped,
         };
         if table.v4.is_empty() && table.v6.is_empty() {
@@ -104,15 +104,31 @@ impl CsvTable {
 
     pub(super) fn lookup(&self, ip: IpAddr) -> Option<[u8; 2]> {
         match ip {
-            IpAddr::V4(v4) => find(&self.v4, u32::from(v4)),
-            IpAddr::V6(v6) => find(&self.v6, u128::from(v6)),
+            IpAddr::V4(v4) => self.v4.get(&u32::from(v4)).copied(),
+            IpAddr::V6(v6) => self.v6.get(&u128::from(v6)).copied(),
         }
     }
 }
 
-fn parse_line(line: &str) -> Result<Line, &'static str> {
-    let mut fields = line.split(',').map(unquote);
-    let (Some(start), Some(end), Some(cc)) = (fields.next(), fields.next(), fields.next()) else {
+/// A record as a line: `None` for a comment (`#`, indented or not), an error that names the
+/// problem and shows the start of the line.
+fn line_of(r: &csv::ByteRecord) -> Result<Option<Line>, String> {
+    let fields: Vec<&str> = r
+        .iter()
+        .map(|f| std::str::from_utf8(f).map(unquote))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "not UTF-8".to_string())?;
+    if fields.first().is_some_and(|f| f.starts_with('#')) {
+        return Ok(None);
+    }
+    parse_fields(&fields).map(Some).map_err(|why| {
+        let shown: String = fields.join(",").chars().take(60).collect();
+        format!("{why}: {shown:?}")
+    })
+}
+
+fn parse_fields(fields: &[&str]) -> Result<Line, &'static str> {
+    let &[start, end, cc, ..] = fields else {
         return Err("fewer than 3 fields");
     };
     let (start, end) = (endpoint(start)?, endpoint(end)?);
@@ -160,14 +176,6 @@ fn v6_line(start: u128, end: u128, cc: [u8; 2]) -> Line {
     }
 }
 
-fn unquote(field: &str) -> &str {
-    let field = field.trim();
-    field
-        .strip_prefix('"')
-        .and_then(|f| f.strip_suffix('"'))
-        .map_or(field, str::trim)
-}
-
 fn endpoint(s: &str) -> Result<Endpoint, &'static str> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s
@@ -182,47 +190,26 @@ fn endpoint(s: &str) -> Result<Endpoint, &'static str> {
     }
 }
 
-/// Address types the range table is keyed by.
-trait Addr: Copy + Ord {
-    fn succ(self) -> Self;
+/// A field quoted after blanks (`, "de"`), which CSV readers take as written.
+fn unquote(field: &str) -> &str {
+    let field = field.trim();
+    field
+        .strip_prefix('"')
+        .and_then(|f| f.strip_suffix('"'))
+        .map_or(field, str::trim)
 }
 
-impl Addr for u32 {
-    fn succ(self) -> Self {
-        self.saturating_add(1)
+/// The range table: where ranges overlap, the one that starts first keeps the shared
+/// addresses (file order breaks ties). `rangemap` lets a later insert win, so the ranges go in
+/// from the last of that order to the first.
+fn table<T>(mut ranges: Vec<Range<T>>) -> RangeInclusiveMap<T, [u8; 2]>
+where
+    T: Ord + Clone + rangemap::StepLite,
+{
+    ranges.sort_by(|a, b| a.start.cmp(&b.start));
+    let mut map = RangeInclusiveMap::new();
+    for r in ranges.into_iter().rev() {
+        map.insert(r.start..=r.end, r.cc);
     }
-}
-
-impl Addr for u128 {
-    fn succ(self) -> Self {
-        self.saturating_add(1)
-    }
-}
-
-/// Sorts by start (stable: file order breaks ties) and trims overlaps so the
-/// range that starts first keeps the shared addresses.
-fn disjoint<T: Addr>(mut ranges: Vec<Range<T>>) -> Vec<Range<T>> {
-    ranges.sort_by_key(|r| r.start);
-    let mut out: Vec<Range<T>> = Vec::with_capacity(ranges.len());
-    for mut r in ranges {
-        if let Some(last) = out.last() {
-            if r.end <= last.end {
-                continue;
-            }
-            if r.start <= last.end {
-                // last.end < r.end, so succ() cannot saturate here.
-                r.start = last.end.succ();
-            }
-        }
-        out.push(r);
-    }
-    out.shrink_to_fit();
-    out
-}
-
-/// Binary search in a sorted, disjoint table.
-fn find<T: Addr>(ranges: &[Range<T>], ip: T) -> Option<[u8; 2]> {
-    let after = ranges.partition_point(|r| r.start <= ip);
-    let r = ranges.get(after.checked_sub(1)?)?;
-    (ip <= r.end).then_some(r.cc)
+    map
 }

@@ -96,7 +96,7 @@ impl GeoIp {
     pub fn len(&self) -> usize {
         match &self.db {
             Db::Mmdb(reader) => usize::try_from(reader.metadata().node_count).unwrap_or(usize::MAX),
-            Db::Csv(table) => table.v4.len() + table.v6.len(),
+            Db::Csv(table) => table.v4.iter().count() + table.v6.iter().count(),
         }
     }
 
