@@ -17,6 +17,7 @@ use crate::store::models::ManagedRow;
 use crate::store::{Store, StoreError};
 use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
+use secrecy::SecretString;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -282,7 +283,7 @@ async fn open_geoip(config: &Config) -> Result<Option<crate::geoip::GeoIp>, Star
 
 /// The configured admin token, or the one generated at first start and kept in
 /// `data_dir/admin_token` (mode 0600).
-fn admin_token(config: &Config, data_dir: &Path) -> Result<String, StartError> {
+fn admin_token(config: &Config, data_dir: &Path) -> Result<SecretString, StartError> {
     if let Some(t) = &config.server.admin_token {
         return Ok(t.clone());
     }
@@ -295,7 +296,7 @@ fn admin_token(config: &Config, data_dir: &Path) -> Result<String, StartError> {
         let t = existing.trim().to_string();
         if !t.is_empty() {
             log::info!("admin token: read from {}", path.display());
-            return Ok(t);
+            return Ok(t.into());
         }
     }
     std::fs::create_dir_all(data_dir).map_err(err)?;
@@ -316,5 +317,5 @@ fn admin_token(config: &Config, data_dir: &Path) -> Result<String, StartError> {
         "admin token: generated and stored in {} (mode 0600)",
         path.display()
     );
-    Ok(token)
+    Ok(token.into())
 }

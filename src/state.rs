@@ -26,7 +26,7 @@ pub struct Shared {
     pub board: StatusBoard,
     pub registry: Registry,
     pub store: Store,
-    pub admin_token: String,
+    pub admin_token: secrecy::SecretString,
     /// The `[geoip]` database, when one is configured.
     pub geoip: Option<crate::geoip::GeoIp>,
     /// The pool loaded at start, handed to the first TierBalancer (later ones reload the store).
@@ -49,6 +49,11 @@ impl Shared {
         }
         r.country = self.geoip.as_ref().and_then(|g| g.lookup(&r.endpoint.host));
         r.country.is_some()
+    }
+
+    /// The admin token, for comparing with a request's.
+    pub fn admin_token(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.admin_token)
     }
 
     pub fn snapshot(&self) -> Arc<PoolSnapshot> {

@@ -3,6 +3,7 @@
 use super::error::ApiError;
 use crate::state::Shared;
 use actix_web::HttpRequest;
+use secrecy::ExposeSecret;
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get("authorization")?.to_str().ok()?;
@@ -43,7 +44,7 @@ pub fn admin_gate(req: &actix_web::dev::ServiceRequest) -> Result<(), ApiError> 
         .app_data::<actix_web::web::Data<Shared>>()
         .ok_or(ApiError::Unauthorized)?;
     match bearer(req.request()) {
-        Some(t) if same(t, &shared.admin_token) => Ok(()),
+        Some(t) if same(t, shared.admin_token()) => Ok(()),
         _ => Err(ApiError::Unauthorized),
     }
 }
@@ -53,7 +54,7 @@ pub fn require_client(req: &HttpRequest, shared: &Shared) -> Result<(), ApiError
     match &shared.config.server.client_token {
         None => Ok(()),
         Some(expected) => match bearer(req) {
-            Some(t) if same(t, expected) || same(t, &shared.admin_token) => Ok(()),
+            Some(t) if same(t, expected.expose_secret()) || same(t, shared.admin_token()) => Ok(()),
             _ => Err(ApiError::Unauthorized),
         },
     }

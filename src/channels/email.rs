@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 pub const NAME: &str = "email";
@@ -20,7 +21,10 @@ pub const DEFAULT_FROM: &str = "Proxyvisor <proxyvisor@localhost>";
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn is_configured(c: &EmailConfig) -> bool {
-    c.smtp_url.as_deref().is_some_and(|u| !u.trim().is_empty()) && !c.to.is_empty()
+    c.smtp_url
+        .as_ref()
+        .is_some_and(|u| !u.expose_secret().trim().is_empty())
+        && !c.to.is_empty()
 }
 
 pub struct Email {
@@ -36,7 +40,7 @@ impl Email {
         if !is_configured(c) {
             return Ok(None);
         }
-        let url = c.smtp_url.as_deref().unwrap_or_default().trim();
+        let url = c.smtp_url.as_ref().map_or("", |u| u.expose_secret()).trim();
         let secrets = crate::redact::url_secrets(url);
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| {

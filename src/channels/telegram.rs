@@ -9,6 +9,7 @@ use crate::config::{ChatId, TelegramConfig};
 use crate::domain::alerts::{telegram_text, Outgoing, SendError};
 use crate::redact::{error_chain, text as redact};
 use futures_util::future::BoxFuture;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
@@ -19,7 +20,10 @@ const MAX_ANSWER: usize = 64 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn is_configured(c: &TelegramConfig) -> bool {
-    c.bot_token.as_deref().is_some_and(|t| !t.trim().is_empty()) && c.chat_id.is_some()
+    c.bot_token
+        .as_ref()
+        .is_some_and(|t| !t.expose_secret().trim().is_empty())
+        && c.chat_id.is_some()
 }
 
 pub struct Telegram {
@@ -36,7 +40,7 @@ impl Telegram {
         if !is_configured(c) {
             return None;
         }
-        let token = c.bot_token.clone()?.trim().to_string();
+        let token = c.bot_token.as_ref()?.expose_secret().trim().to_string();
         let chat_id = match c.chat_id.as_ref()? {
             ChatId::Number(n) => json!(n),
             ChatId::Text(t) => json!(t.trim()),

@@ -49,7 +49,7 @@ impl Config {
             self.database.url = url;
         }
         if let Some(token) = env::string("PROXYVISOR_ADMIN_TOKEN") {
-            self.server.admin_token = Some(token);
+            self.server.admin_token = Some(token.into());
         }
         let bot = env::string("TELEGRAM_BOT_TOKEN");
         let chat = env::string("TELEGRAM_CHAT_ID");
@@ -60,7 +60,7 @@ impl Config {
                 api_base: default_telegram_api(),
             });
             if let Some(bot) = bot {
-                tg.bot_token = Some(bot);
+                tg.bot_token = Some(bot.into());
             }
             if let Some(chat) = chat {
                 tg.chat_id = Some(ChatId::Text(chat));
@@ -72,7 +72,7 @@ impl Config {
                 from: None,
                 to: Vec::new(),
             });
-            email.smtp_url = Some(smtp);
+            email.smtp_url = Some(smtp.into());
         }
         Ok(())
     }

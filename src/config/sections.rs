@@ -1,14 +1,15 @@
 //! The tables of the config file, each key optional with its default.
 
 use crate::domain::proxy::Protocol;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub bind: String,
-    pub admin_token: Option<String>,
-    pub client_token: Option<String>,
+    pub admin_token: Option<SecretString>,
+    pub client_token: Option<SecretString>,
     pub max_count: usize,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
@@ -413,7 +414,7 @@ pub enum ChatId {
 #[serde(deny_unknown_fields)]
 pub struct TelegramConfig {
     #[serde(default)]
-    pub bot_token: Option<String>,
+    pub bot_token: Option<SecretString>,
     #[serde(default)]
     pub chat_id: Option<ChatId>,
     #[serde(default = "default_telegram_api")]
@@ -428,7 +429,8 @@ pub(super) fn default_telegram_api() -> String {
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     #[serde(default)]
-    pub smtp_url: Option<String>,
+    /// May hold a password: kept as a secret.
+    pub smtp_url: Option<SecretString>,
     #[serde(default)]
     pub from: Option<String>,
     #[serde(default)]

@@ -5,6 +5,7 @@ use crate::domain::proxy::Protocol;
 use crate::redact::{error_chain, text as redact, url_secrets};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
+use secrecy::ExposeSecret;
 
 impl Config {
     /// Checks every value, and keeps what the checks yield in `defs` (see [`Definitions`]).
@@ -168,7 +169,8 @@ fn telegram(c: &TelegramConfig) -> Result<(), (String, String)> {
         }
     }
     if let Some(t) = &c.bot_token {
-        if t.chars()
+        if t.expose_secret()
+            .chars()
             .any(|c| c.is_whitespace() || c == '/' || c.is_control())
         {
             return bad("bot_token", "must not hold spaces or `/`");
@@ -181,7 +183,7 @@ fn telegram(c: &TelegramConfig) -> Result<(), (String, String)> {
 /// URL's password).
 fn email(c: &EmailConfig) -> Result<(), (String, String)> {
     let bad = |k: &str, m: String| Err((format!("alerts.email.{k}"), m));
-    if let Some(url) = &c.smtp_url {
+    if let Some(url) = c.smtp_url.as_ref().map(|u| u.expose_secret()) {
         if let Err(e) = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.trim()) {
             return bad(
                 "smtp_url",
