@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod monitors;
 pub mod naming;
 pub mod openapi;
+pub mod params;
 pub mod serving;
 pub mod status;
 
@@ -133,7 +134,13 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
                 }
             })
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                let e = error::without_values(&e.to_string());
+                // A parameter's own message (`unknown strategy ...`) as it is; serde's
+                // without the values it quotes.
+                let e = match e {
+                    actix_web::error::QueryPayloadError::Deserialize(inner) => inner.to_string(),
+                    other => other.to_string(),
+                };
+                let e = error::without_values(&e);
                 ApiError::BadRequest(format!("bad query string: {e}")).into()
             }))
             .app_data(web::PathConfig::default().error_handler(|e, _| {

@@ -3,6 +3,7 @@
 use super::auth::require_client;
 use super::error::refusals::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::error::ApiError;
+use super::params::{Country, Flag, Param};
 use crate::clock::rfc3339_opt;
 use crate::domain::choice::{self, Ask};
 use crate::domain::lifecycle::Tier;
@@ -35,24 +36,24 @@ pub struct ServingQuery {
     /// Order of the answer: `fastest` (default), `cheapest`, `random` or `least_loaded`. Here
     /// and below, an empty value is the same as none.
     #[param(value_type = Option<String>, pattern = "^(|fastest|cheapest|random|least_loaded)$")]
-    strategy: Option<String>,
+    strategy: Option<Param<Strategy>>,
     /// Only proxies of this protocol: `http`, `https`, `socks4` or `socks5`.
     #[param(value_type = Option<String>, pattern = "^(|http|https|socks4|socks5)$")]
-    protocol: Option<String>,
+    protocol: Option<Param<Protocol>>,
     /// Only proxies of this anonymity level (needs `validation.judge_url`): `transparent`,
     /// `anonymous` or `elite`.
     #[param(value_type = Option<String>, pattern = "^(|transparent|anonymous|elite)$")]
-    anonymity: Option<String>,
+    anonymity: Option<Param<Anonymity>>,
     /// Only proxies in this country (ISO 3166 two-letter code, any case; empty: any).
     #[param(value_type = Option<String>, pattern = "^([A-Za-z]{2})?$")]
-    country: Option<String>,
+    country: Option<Param<Country>>,
     /// Only proxies that pass this check profile (a `[[validation.profiles]]` name; empty:
     /// none).
     #[param(value_type = Option<String>)]
     profile: Option<String>,
     /// `true` (or `1`) adds `details` (per proxy: tier, latency, success rate, ...).
     #[param(value_type = Option<String>, pattern = "^(|true|false|1|0)$")]
-    detail: Option<String>,
+    detail: Option<Param<Flag>>,
 }
 
 /// `strategy` values.
@@ -103,78 +104,30 @@ fn parse_ask(q: &ServingQuery, shared: &Shared) -> Result<Ask, ApiError> {
     let max = shared.config.server.max_count;
     let count = selection::parse_count(q.count.as_deref(), DEFAULT_COUNT, max, "count")
         .map_err(ApiError::BadRequest)?;
-    let nonempty = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    let (strategy, protocol, anonymity) = (
-        nonempty(&q.strategy),
-        nonempty(&q.protocol),
-        nonempty(&q.anonymity),
-    );
-    let (country, profile, detail) = (
-        nonempty(&q.country),
-        nonempty(&q.profile),
-        nonempty(&q.detail),
-    );
-    let strategy = choice(
-        strategy.as_deref(),
-        "strategy",
-        Strategy::parse,
-        "fastest, cheapest, random or least_loaded",
-    )?
-    .unwrap_or(Strategy::Fastest);
-    let protocol = choice(
-        protocol.as_deref(),
-        "protocol",
-        Protocol::parse,
-        "http, https, socks4 or socks5",
-    )?;
-    let anonymity = choice(
-        anonymity.as_deref(),
-        "anonymity",
-        Anonymity::parse,
-        "transparent, anonymous or elite",
-    )?;
-    let country = choice(
-        country.as_deref(),
-        "country",
-        |c| {
-            (c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()))
-                .then(|| c.to_ascii_uppercase())
-        },
-        "a two-letter ISO code",
-    )?;
+    fn given<T: Clone>(p: &Option<Param<T>>) -> Option<T> {
+        p.as_ref().and_then(|p| p.0.clone())
+    }
+    // The profiles are the config's: not a fixed set, so read here.
     let profiles = &shared.config.validation.profiles;
     let profile = choice(
-        profile.as_deref(),
+        q.profile
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty()),
         "profile",
         |p| profiles.iter().position(|x| x.name == p),
         "a name from [[validation.profiles]]",
     )?;
-    let detail = choice(
-        detail.as_deref(),
-        "detail",
-        |d| match d {
-            "true" | "1" => Some(true),
-            "false" | "0" => Some(false),
-            _ => None,
-        },
-        "true or false",
-    )?
-    .unwrap_or(false);
     Ok(Ask {
         count,
-        strategy,
+        strategy: given(&q.strategy).unwrap_or(Strategy::Fastest),
         filter: Filter {
-            protocol,
-            anonymity,
-            country,
+            protocol: given(&q.protocol),
+            anonymity: given(&q.anonymity),
+            country: given(&q.country).map(|c| c.0),
         },
         profile,
-        detail,
+        detail: given(&q.detail).is_some_and(|f| f.0),
     })
 }
 
