@@ -6,11 +6,7 @@
 //! (`PROXYVISOR_SCREENSHOT=docs/dashboard.png` writes it there).
 
 use crate::support::app::{sqlite_db, TestApp, ADMIN_TOKEN};
-use crate::support::farm::{Anonymity, Behaviour, Farm};
-use crate::support::hosting::HostedService;
 use crate::support::process::free_port;
-use crate::support::source::SourceServer;
-use crate::support::telegram::TelegramServer;
 use crate::support::tools;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -155,41 +151,11 @@ async fn the_dashboard_in_chromium_shows_what_the_api_says_and_its_controls_work
     ) else {
         return;
     };
-    let farm = Farm::start(&[
-        (Behaviour::Good, Anonymity::Elite, 0),
-        (Behaviour::Good, Anonymity::Elite, 30),
-        (Behaviour::Good, Anonymity::Elite, 60),
-        (Behaviour::Refuse, Anonymity::Elite, 0),
-    ])
-    .await;
-    let source = SourceServer::start().await;
-    source.set_body("/list.txt", farm.plain_list());
-    let service = HostedService::start().await;
-    let telegram = TelegramServer::start("bot-token").await;
+    let world = crate::World::start().await;
+    let (farm, source) = (&world.farm, &world.source);
     let (db_url, _db) = sqlite_db();
-    let extra = format!(
-        r#"
-[[managed_proxies]]
-name = "paid"
-url = "{paid}"
-cost_per_gb = 2.5
-priority = 10
-
-[[monitors]]
-name = "backend"
-url = "{health}"
-interval_secs = 1
-
-[alerts.telegram]
-bot_token = "bot-token"
-chat_id = 42
-api_base = "{telegram}"
-"#,
-        paid = farm.proxies[0].url(),
-        health = service.url("/health"),
-        telegram = telegram.api_base(),
-    );
-    let config = crate::farm_config(&db_url, &source.url("/list.txt"), &farm, &extra).replace(
+    let extra = world.tables(1);
+    let config = crate::farm_config(&db_url, &source.url("/list.txt"), farm, &extra).replace(
         "revalidate_interval_secs = 1",
         "revalidate_interval_secs = 3600",
     );

@@ -128,3 +128,62 @@ pub async fn start_serving_on(
         config,
     }
 }
+
+/// The small world the contract checks run against: a farm of three good proxies (of each
+/// anonymity level) and a refusing one behind a list source, a watched service that is up, and
+/// Telegram. `tables` gives the config tables that use them besides the pool's: a paid proxy
+/// (the farm's first), the service's monitor (checked every `monitor_secs`) and the Telegram
+/// channel.
+pub struct World {
+    pub farm: Farm,
+    pub source: support::source::SourceServer,
+    pub service: support::hosting::HostedService,
+    pub telegram: support::telegram::TelegramServer,
+}
+
+impl World {
+    pub async fn start() -> World {
+        use support::farm::{Anonymity, Behaviour};
+        let farm = Farm::start(&[
+            (Behaviour::Good, Anonymity::Elite, 0),
+            (Behaviour::Good, Anonymity::Anonymous, 20),
+            (Behaviour::Good, Anonymity::Transparent, 40),
+            (Behaviour::Refuse, Anonymity::Elite, 0),
+        ])
+        .await;
+        let source = support::source::SourceServer::start().await;
+        source.set_body("/list.txt", farm.plain_list());
+        World {
+            farm,
+            source,
+            service: support::hosting::HostedService::start().await,
+            telegram: support::telegram::TelegramServer::start("bot-token").await,
+        }
+    }
+
+    pub fn tables(&self, monitor_secs: u64) -> String {
+        format!(
+            r#"
+[[managed_proxies]]
+name = "paid"
+url = "{paid}"
+kind = "datacenter"
+cost_per_gb = 2.5
+priority = 10
+
+[[monitors]]
+name = "backend"
+url = "{health}"
+interval_secs = {monitor_secs}
+
+[alerts.telegram]
+bot_token = "bot-token"
+chat_id = 42
+api_base = "{telegram}"
+"#,
+            paid = self.farm.proxies[0].url(),
+            health = self.service.url("/health"),
+            telegram = self.telegram.api_base(),
+        )
+    }
+}

@@ -6,11 +6,7 @@
 //! accepted and schema-violating data refused, auth that is not ignored. The hooks in
 //! `tests/schemathesis/hooks.py` keep every URL it makes up on loopback.
 
-use crate::support::farm::{Anonymity, Behaviour, Farm};
-use crate::support::hosting::HostedService;
 use crate::support::process::ServiceProcess;
-use crate::support::source::SourceServer;
-use crate::support::telegram::TelegramServer;
 use crate::support::tools;
 use crate::support::wait;
 use std::time::Duration;
@@ -26,17 +22,8 @@ async fn schemathesis_finds_nothing_wrong_with_any_operation() {
     ) else {
         return;
     };
-    let farm = Farm::start(&[
-        (Behaviour::Good, Anonymity::Elite, 0),
-        (Behaviour::Good, Anonymity::Anonymous, 20),
-        (Behaviour::Good, Anonymity::Transparent, 40),
-        (Behaviour::Refuse, Anonymity::Elite, 0),
-    ])
-    .await;
-    let source = SourceServer::start().await;
-    source.set_body("/list.txt", farm.plain_list());
-    let service = HostedService::start().await;
-    let telegram = TelegramServer::start("bot-token").await;
+    let world = crate::World::start().await;
+    let (farm, source) = (&world.farm, &world.source);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("proxyvisor.db");
     let config = format!(
@@ -69,31 +56,13 @@ minimum_guaranteed = 1
 
 [resurrection]
 delays_secs = [1, 2, 3600]
-
-[[managed_proxies]]
-name = "paid"
-url = "{paid}"
-kind = "datacenter"
-cost_per_gb = 2.5
-priority = 10
-
-[[monitors]]
-name = "backend"
-url = "{health}"
-interval_secs = 2
-
-[alerts.telegram]
-bot_token = "bot-token"
-chat_id = 42
-api_base = "{telegram}"
+{tables}
 "#,
         db = db.display(),
         list = source.url("/list.txt"),
         check = farm.origin.url("/ok"),
         judge = farm.origin.url("/judge.json"),
-        paid = farm.proxies[0].url(),
-        health = service.url("/health"),
-        telegram = telegram.api_base(),
+        tables = world.tables(2),
     );
     let mut app =
         ServiceProcess::start(&config, &format!("admin_token = \"{ADMIN}\""), "info").await;
