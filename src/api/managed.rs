@@ -13,7 +13,7 @@ use crate::bus::messages::{CheckManaged, ManagedChange};
 use crate::clock::rfc3339_opt;
 use crate::config::ManagedProxyConfig;
 use crate::domain::lifecycle::Rules;
-use crate::domain::managed::{self, ManagedProxy, Patch, Status};
+use crate::domain::managed::{self, Patch, Status};
 use crate::published::pool::ManagedView;
 use crate::state::Shared;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
@@ -234,15 +234,7 @@ async fn create(
     body: super::body::Json<ManagedProxyConfig>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let def = ManagedProxy::new(
-        &b.name,
-        &b.url,
-        &b.kind,
-        b.cost_per_gb,
-        b.priority,
-        b.max_leases,
-    )
-    .map_err(ApiError::BadRequest)?;
+    let def = b.definition().map_err(ApiError::BadRequest)?;
     let view = change(&shared, ManagedChange::Create(def)).await?;
     Ok(HttpResponse::Created().json(ManagedAnswer {
         proxy: one_json(&view, &shared),
@@ -261,6 +253,8 @@ pub struct PatchBody {
     cost_per_gb: Option<f64>,
     priority: Option<i32>,
     max_leases: Option<u32>,
+    daily_cost_limit: Option<f64>,
+    daily_cost_cap: Option<f64>,
 }
 
 /// The fields a change may give, for the document: [`PatchBody`] as each route takes it.
@@ -282,6 +276,10 @@ macro_rules! patch_schema {
             priority: Option<i32>,
             #[schema(minimum = 1, maximum = 4294967295_u64)]
             max_leases: Option<u32>,
+            #[schema(minimum = 0.0)]
+            daily_cost_limit: Option<f64>,
+            #[schema(minimum = 0.0)]
+            daily_cost_cap: Option<f64>,
         }
     };
 }
@@ -381,6 +379,8 @@ async fn patch(
         cost_per_gb: b.cost_per_gb,
         priority: b.priority,
         max_leases: b.max_leases,
+        daily_cost_limit: b.daily_cost_limit,
+        daily_cost_cap: b.daily_cost_cap,
     };
     // An empty change is a change to nothing: the proxy as it is (404 and 409 as for any).
     let view = change(shared, ManagedChange::Patch { name, patch }).await?;

@@ -20,6 +20,8 @@ pub struct Definitions {
     pub managed: Vec<ManagedProxy>,
     /// `alerts.daily_report_at` (UTC); `None`: no daily report.
     pub daily_report_at: Option<crate::domain::alerts::DailyAt>,
+    /// `[gateway]` when enabled.
+    pub gateway: Option<super::GatewaySettings>,
 }
 
 impl Config {
@@ -53,15 +55,9 @@ impl Config {
     pub(super) fn managed_proxies(&self) -> Result<Vec<ManagedProxy>, ConfigError> {
         let mut defs: Vec<ManagedProxy> = Vec::with_capacity(self.managed_proxies.len());
         for (i, m) in self.managed_proxies.iter().enumerate() {
-            let def = ManagedProxy::new(
-                &m.name,
-                &m.url,
-                &m.kind,
-                m.cost_per_gb,
-                m.priority,
-                m.max_leases,
-            )
-            .map_err(|e| invalid(format!("managed_proxies[{i}]"), e))?;
+            let def = m
+                .definition()
+                .map_err(|e| invalid(format!("managed_proxies[{i}]"), e))?;
             if defs.iter().any(|d| d.name == def.name) {
                 return Err(invalid(
                     format!("managed_proxies[{i}].name"),

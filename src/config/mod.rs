@@ -8,12 +8,14 @@
 //! yields; `schema`: what the API document says of the tables it takes as bodies.
 
 mod definitions;
+mod gateway;
 mod load;
 mod schema;
 mod sections;
 mod validate;
 
 pub use definitions::{monitor_def, Definitions};
+pub use gateway::GatewaySettings;
 pub use schema::{API_BASE_PATTERN, HTTP_URL_PATTERN, ID_PATTERN, NOT_BLANK_PATTERN};
 pub use sections::*;
 pub use validate::{http_url, secs};
@@ -57,6 +59,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub supervision: SupervisionConfig,
     pub geoip: GeoIpConfig,
+    pub gateway: GatewayConfig,
     /// What validation yields (empty until `validate` ran).
     #[serde(skip)]
     pub defs: Definitions,

@@ -265,6 +265,31 @@ pub struct ManagedProxyConfig {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 4294967295_u64)]
     pub max_leases: Option<u32>,
+    /// A `cost` alert once a day when its cost today passes this (gateway traffic).
+    #[serde(default)]
+    #[schema(minimum = 0.0)]
+    pub daily_cost_limit: Option<f64>,
+    /// Past this cost today the gateway does not use it until the next UTC day.
+    #[serde(default)]
+    #[schema(minimum = 0.0)]
+    pub daily_cost_cap: Option<f64>,
+}
+
+impl ManagedProxyConfig {
+    /// The definition this entry (or an API body of the same shape) gives, validated.
+    pub fn definition(&self) -> Result<crate::domain::managed::ManagedProxy, String> {
+        use crate::domain::managed::{CostLimits, ManagedProxy};
+        let limits = CostLimits::new(self.daily_cost_limit, self.daily_cost_cap)?;
+        ManagedProxy::new(
+            &self.name,
+            &self.url,
+            &self.kind,
+            self.cost_per_gb,
+            self.priority,
+            self.max_leases,
+        )
+        .map(|d| d.with_limits(limits))
+    }
 }
 
 fn default_managed_kind() -> String {
@@ -462,6 +487,54 @@ impl Default for SupervisionConfig {
             within_secs: 60.0,
             fault_injection: false,
             hang_after_secs: 10.0,
+        }
+    }
+}
+
+/// `[gateway]`: the forward-proxy gateway (off by default).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub enabled: bool,
+    /// HTTP/1.1 proxy listener (absolute-form requests and CONNECT).
+    pub bind: String,
+    /// SOCKS5 listener; none when unset.
+    pub socks_bind: Option<String>,
+    /// The password clients give (`server.client_token` when unset; with neither, the gateway
+    /// takes anyone but listens on loopback only).
+    pub token: Option<SecretString>,
+    pub max_attempts: u32,
+    pub connect_timeout_ms: u64,
+    pub session_ttl_secs: f64,
+    pub retry_body_max_bytes: usize,
+    pub allowed_ports: Vec<u16>,
+    pub allow_private: bool,
+    pub head_timeout_ms: u64,
+    pub max_head_bytes: usize,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// A `cost` alert once a day when all traffic's cost today passes this.
+    pub cost_alert_daily: Option<f64>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            enabled: false,
+            bind: "0.0.0.0:8001".into(),
+            socks_bind: None,
+            token: None,
+            max_attempts: 3,
+            connect_timeout_ms: 5000,
+            session_ttl_secs: 600.0,
+            retry_body_max_bytes: 65536,
+            allowed_ports: vec![80, 443],
+            allow_private: false,
+            head_timeout_ms: 10_000,
+            max_head_bytes: 65536,
+            max_connections: 10_000,
+            max_connections_per_client: 256,
+            cost_alert_daily: None,
         }
     }
 }

@@ -125,10 +125,12 @@ impl Config {
             email(e).map_err(|(k, m)| invalid(k, m))?;
         }
         let monitors = self.monitors()?;
+        let gateway = self.gateway_settings()?;
         self.defs = Definitions {
             monitors,
             managed,
             daily_report_at,
+            gateway,
         };
         Ok(())
     }

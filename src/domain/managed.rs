@@ -36,6 +36,33 @@ pub struct ManagedProxy {
     pub priority: i32,
     /// Leases this proxy may hold at once; `None`: `allocation.max_leases_per_proxy`.
     pub max_leases: Option<u32>,
+    pub limits: CostLimits,
+}
+
+/// What a managed proxy may cost a day through the gateway: a `cost` alert past `daily_limit`,
+/// no use by the gateway past `daily_cap` (until the next UTC day).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CostLimits {
+    pub daily_limit: Option<f64>,
+    pub daily_cap: Option<f64>,
+}
+
+impl CostLimits {
+    /// Each limit, when given, is a number >= 0.
+    pub fn new(daily_limit: Option<f64>, daily_cap: Option<f64>) -> Result<CostLimits, String> {
+        for (name, v) in [
+            ("daily_cost_limit", daily_limit),
+            ("daily_cost_cap", daily_cap),
+        ] {
+            if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                return Err(format!("`{name}` must be a number >= 0"));
+            }
+        }
+        Ok(CostLimits {
+            daily_limit,
+            daily_cap,
+        })
+    }
 }
 
 impl ManagedProxy {
@@ -68,7 +95,14 @@ impl ManagedProxy {
             cost_per_gb,
             priority,
             max_leases,
+            limits: CostLimits::default(),
         })
+    }
+
+    /// This definition with its cost limits.
+    pub fn with_limits(mut self, limits: CostLimits) -> ManagedProxy {
+        self.limits = limits;
+        self
     }
 }
 
@@ -81,6 +115,8 @@ pub struct Patch {
     pub cost_per_gb: Option<f64>,
     pub priority: Option<i32>,
     pub max_leases: Option<u32>,
+    pub daily_cost_limit: Option<f64>,
+    pub daily_cost_cap: Option<f64>,
 }
 
 impl Patch {
@@ -104,6 +140,13 @@ impl ManagedProxy {
             patch.priority.unwrap_or(self.priority),
             patch.max_leases.or(self.max_leases),
         )
+        .and_then(|def| {
+            let limits = CostLimits::new(
+                patch.daily_cost_limit.or(self.limits.daily_limit),
+                patch.daily_cost_cap.or(self.limits.daily_cap),
+            )?;
+            Ok(def.with_limits(limits))
+        })
     }
 }
 

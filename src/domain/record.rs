@@ -15,6 +15,7 @@ pub const MANAGED_SOURCE: &str = "managed";
 pub struct Managed {
     pub name: String,
     pub max_leases: Option<u32>,
+    pub limits: super::managed::CostLimits,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +92,7 @@ impl ProxyRecord {
         self.managed = Some(Managed {
             name: def.name.clone(),
             max_leases: def.max_leases,
+            limits: def.limits,
         });
     }
 
@@ -104,6 +106,7 @@ impl ProxyRecord {
             cost_per_gb: self.cost_per_gb,
             priority: self.priority,
             max_leases: m.max_leases,
+            limits: m.limits,
         })
     }
 
@@ -158,6 +161,7 @@ pub struct ManagedView {
     pub cost_per_gb: f64,
     pub priority: i32,
     pub max_leases: Option<u32>,
+    pub limits: super::managed::CostLimits,
     pub health: Health,
 }
 
@@ -173,6 +177,7 @@ impl ManagedView {
             cost_per_gb: r.cost_per_gb,
             priority: r.priority,
             max_leases: m.max_leases,
+            limits: m.limits,
             health: r.health.clone(),
         })
     }

@@ -110,6 +110,7 @@ macro_rules! on_conn {
 pub mod alerts;
 pub mod monitors;
 pub mod pool;
+pub mod usage;
 
 /// `INSERT ... ON CONFLICT (url) DO UPDATE` of every column but the key and `first_seen_at`.
 macro_rules! upsert_proxies {
@@ -158,6 +159,8 @@ macro_rules! update_managed {
             managed_proxies::priority.eq($row.priority),
             managed_proxies::max_leases.eq($row.max_leases),
             managed_proxies::origin.eq(&$row.origin),
+            managed_proxies::daily_cost_limit.eq($row.daily_cost_limit),
+            managed_proxies::daily_cost_cap.eq($row.daily_cost_cap),
             managed_proxies::updated_at.eq($row.updated_at),
         ))
     };

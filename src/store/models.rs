@@ -169,6 +169,8 @@ pub struct ManagedRow {
     pub origin: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub daily_cost_limit: Option<f64>,
+    pub daily_cost_cap: Option<f64>,
 }
 
 impl ManagedRow {
@@ -186,6 +188,8 @@ impl ManagedRow {
             origin: origin.into(),
             created_at: now,
             updated_at: now,
+            daily_cost_limit: def.limits.daily_limit,
+            daily_cost_cap: def.limits.daily_cap,
         }
     }
 
@@ -204,6 +208,8 @@ impl ManagedRow {
             username,
             password: self.password.unwrap_or_default(),
         });
-        Ok(def)
+        let limits =
+            crate::domain::managed::CostLimits::new(self.daily_cost_limit, self.daily_cost_cap)?;
+        Ok(def.with_limits(limits))
     }
 }

@@ -43,6 +43,21 @@ diesel::table! {
         origin -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        daily_cost_limit -> Nullable<Double>,
+        daily_cost_cap -> Nullable<Double>,
+    }
+}
+
+diesel::table! {
+    usage (hour, proxy, session) {
+        hour -> BigInt,
+        proxy -> Text,
+        session -> Text,
+        requests -> BigInt,
+        failures -> BigInt,
+        bytes_up -> BigInt,
+        bytes_down -> BigInt,
+        cost -> Double,
     }
 }
 
@@ -115,5 +130,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     managed_proxies,
     monitor_stats,
     monitors,
-    proxies
+    proxies,
+    usage
 );

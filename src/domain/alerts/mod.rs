@@ -33,6 +33,9 @@ pub enum Kind {
     PoolEmpty,
     ManagedProxyStatus,
     ActorFailed,
+    /// Gateway traffic's cost today passed a limit (a proxy's `daily_cost_limit` or
+    /// `gateway.cost_alert_daily`).
+    Cost,
     DailyReport,
     Test,
 }
@@ -50,6 +53,7 @@ impl Kind {
             Kind::PoolEmpty => "pool_empty",
             Kind::ManagedProxyStatus => "managed_proxy_status",
             Kind::ActorFailed => "actor_failed",
+            Kind::Cost => "cost",
             Kind::DailyReport => "daily_report",
             Kind::Test => "test",
         }
@@ -79,7 +83,7 @@ pub struct AlertEvent {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::ServiceDown,
         Kind::ServiceDegraded,
         Kind::RepairStarted,
@@ -90,6 +94,7 @@ impl Kind {
         Kind::PoolEmpty,
         Kind::ManagedProxyStatus,
         Kind::ActorFailed,
+        Kind::Cost,
         Kind::DailyReport,
         Kind::Test,
     ];
