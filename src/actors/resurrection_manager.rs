@@ -213,6 +213,9 @@ impl Handler<DeadEvent> for ResurrectionManager {
                 self.in_flight.remove(&key);
             }
         }
+        // The stats follow the pool at once, not a tick later: whoever sees a proxy served
+        // again also sees it counted.
+        self.publish(now_ms());
     }
 }
 

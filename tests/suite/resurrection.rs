@@ -47,7 +47,11 @@ async fn a_dead_proxy_that_works_again_is_resurrected() {
     wait::until(
         "the proxy to be resurrected and served",
         Duration::from_secs(10),
-        || async { (app.serving().await == [proxy.clone()]).then_some(()) },
+        || async {
+            let served = app.serving().await == [proxy.clone()];
+            let (_, s) = app.get_json("/api/resurrection/stats").await;
+            (served && s["successes"].as_u64() >= Some(1)).then_some(s)
+        },
     )
     .await;
     let (_, s) = app.get_json("/api/resurrection/stats").await;
