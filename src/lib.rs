@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod env;
+pub mod gateway;
 pub mod geoip;
 pub mod logbuf;
 pub mod net;

@@ -122,6 +122,16 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Compares a given secret with the expected one without leaking, through timing, how much of
+/// it was right.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,7 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
+    gateway: Option<crate::gateway::Gateway>,
     shared: Arc<Shared>,
     supervisor: actix::Addr<Supervisor>,
 }
@@ -98,6 +99,8 @@ impl Application {
             snapshot: arc_swap::ArcSwap::from_pointee(snapshot),
             resurrection: Default::default(),
             monitors: Default::default(),
+            usage: Default::default(),
+            gateway: Default::default(),
             loads: Default::default(),
             checks_running: Default::default(),
             checks_queued: Default::default(),
@@ -129,6 +132,10 @@ impl Application {
             ChildSpec {
                 name: crate::actors::resurrection_manager::NAME,
                 start: ResurrectionManager::start,
+            },
+            ChildSpec {
+                name: crate::actors::accountant::NAME,
+                start: crate::actors::accountant::Accountant::start,
             },
             ChildSpec {
                 name: crate::actors::service_monitor::NAME,
@@ -166,9 +173,20 @@ impl Application {
                 source,
             })?;
         log::info!("listening on http://{}:{port}", addr.ip());
+        let gateway = match &config.defs.gateway {
+            Some(settings) => Some(
+                crate::gateway::Gateway::start(shared.clone(), settings.clone(), vec![port])
+                    .map_err(|(addr, source)| StartError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         Ok(Application {
             port,
             server,
+            gateway,
             shared,
             supervisor,
         })
@@ -178,13 +196,18 @@ impl Application {
         self.port
     }
 
+    /// Where the gateway listens, when it is enabled.
+    pub fn gateway(&self) -> Option<crate::gateway::Addrs> {
+        self.gateway.as_ref().map(|g| g.addrs())
+    }
+
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM or `handle().stop()`), then writes
     /// what the pool has not yet stored.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let shared = self.shared.clone();
         let signals = actix_rt::spawn(async move {
@@ -200,8 +223,15 @@ impl Application {
             tokio::time::sleep(Duration::from_secs_f64(drain)).await;
             handle.stop(true).await;
         });
-        let result = self.server.await;
+        let result = (&mut self.server).await;
         signals.abort();
+        if let Some(mut gateway) = self.gateway.take() {
+            // Its open tunnels tell their traffic as they close, before the books are written.
+            tokio::task::spawn_blocking(move || gateway.stop())
+                .await
+                .ok();
+            log::info!("shutdown: gateway closed");
+        }
         let report = |what: &str, r: Result<Result<Result<usize, String>, _>, _>| match r {
             Ok(Ok(Ok(n))) => log::info!("shutdown: {n} pending {what} written"),
             Ok(Ok(Err(e))) => log::error!("shutdown: final write of {what} failed: {e}"),
@@ -212,6 +242,12 @@ impl Application {
             report(
                 "pool rows",
                 tokio::time::timeout(limit, balancer.send(FlushNow)).await,
+            );
+        }
+        if let Some(accountant) = self.shared.registry.flush_usage.get() {
+            report(
+                "usage rows",
+                tokio::time::timeout(limit, accountant.send(FlushNow)).await,
             );
         }
         if let Some(monitor) = self.shared.registry.flush_monitors.get() {

@@ -23,6 +23,10 @@ pub struct Shared {
     pub resurrection: ArcSwap<crate::published::resurrection::ResurrectionStats>,
     /// Published by the ServiceMonitor.
     pub monitors: ArcSwap<crate::published::monitors::MonitorsView>,
+    /// Published by the Accountant: gateway traffic today and this month.
+    pub usage: ArcSwap<crate::published::usage::UsageView>,
+    /// Counted by the gateway.
+    pub gateway: crate::published::gateway::GatewayStats,
     pub board: StatusBoard,
     pub registry: Registry,
     pub store: Store,

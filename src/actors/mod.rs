@@ -1,6 +1,7 @@
 //! The actor shell: each actor holds state and does IO, and calls `domain` for every rule.
 //! One file per actor, named after it.
 
+pub mod accountant;
 pub mod alerter;
 pub mod allocator;
 pub mod resurrection_manager;

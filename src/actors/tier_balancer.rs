@@ -590,7 +590,7 @@ impl Handler<Report> for TierBalancer {
             outcome: crate::checker::Outcome {
                 ok: msg.ok,
                 latency_ms,
-                status: None,
+                status: msg.status,
                 failure,
             },
             anonymity: None,

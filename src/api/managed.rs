@@ -73,11 +73,28 @@ pub struct ManagedProxyView {
     last_status: Option<u16>,
     last_checked_at: Option<String>,
     last_ok_at: Option<String>,
+    /// Gateway traffic through it today (UTC), up and down.
+    bytes_today: u64,
+    /// What that traffic cost today and this month (`cost_per_gb` × GB).
+    cost_today: f64,
+    cost_month: f64,
+    daily_cost_limit: Option<f64>,
+    daily_cost_cap: Option<f64>,
+    /// Past its `daily_cost_cap` today: the gateway does not use it until the next UTC day.
+    capped: bool,
 }
 
 /// One managed proxy as status answers show it.
-fn view_json(v: &ManagedView, rules: &Rules, max_leases: u32, leases: u32) -> ManagedProxyView {
+fn view_json(
+    v: &ManagedView,
+    rules: &Rules,
+    max_leases: u32,
+    leases: u32,
+    usage: &crate::published::usage::UsageView,
+) -> ManagedProxyView {
     let h = &v.health;
+    let today = usage.today.get(&v.url).copied().unwrap_or_default();
+    let month = usage.month.get(&v.url).copied().unwrap_or_default();
     ManagedProxyView {
         name: v.name.clone(),
         url: v.url.clone(),
@@ -98,6 +115,12 @@ fn view_json(v: &ManagedView, rules: &Rules, max_leases: u32, leases: u32) -> Ma
         last_status: h.last_status,
         last_checked_at: rfc3339_opt(h.last_checked_at),
         last_ok_at: rfc3339_opt(h.last_ok_at),
+        bytes_today: today.bytes(),
+        cost_today: today.cost,
+        cost_month: month.cost,
+        daily_cost_limit: v.limits.daily_limit,
+        daily_cost_cap: v.limits.daily_cap,
+        capped: usage.capped.contains(&v.url),
     }
 }
 
@@ -105,7 +128,14 @@ fn one_json(v: &ManagedView, shared: &Shared) -> ManagedProxyView {
     let loads = shared.loads.load_full();
     let current = loads.per_proxy.get(&v.url).copied().unwrap_or(0);
     let c = &shared.config;
-    view_json(v, &c.rules(), c.allocation.max_leases_per_proxy, current)
+    let usage = shared.usage.load();
+    view_json(
+        v,
+        &c.rules(),
+        c.allocation.max_leases_per_proxy,
+        current,
+        &usage,
+    )
 }
 
 #[derive(Serialize, ToSchema)]
@@ -146,13 +176,14 @@ async fn status(shared: web::Data<Shared>) -> HttpResponse {
     .into_iter()
     .map(|s| (s.as_str(), 0))
     .collect();
+    let usage = shared.usage.load();
     let mut proxies = Vec::with_capacity(snap.managed.len());
     for v in &snap.managed {
         *summary
             .entry(managed::status(&v.health, &rules).as_str())
             .or_default() += 1;
         let current = loads.per_proxy.get(&v.url).copied().unwrap_or(0);
-        proxies.push(view_json(v, &rules, max, current));
+        proxies.push(view_json(v, &rules, max, current, &usage));
     }
     let preferred = snap
         .cheapest_iter()

@@ -536,7 +536,60 @@ pub fn render(shared: &Shared) -> String {
             s.failed_total as f64,
         );
     }
+    gateway(&mut t, shared);
     t.finish()
+}
+
+/// The gateway's counters (all 0 while it is off), and today's traffic cost.
+fn gateway(t: &mut Text, shared: &Shared) {
+    use crate::published::gateway::{Outcome, KINDS};
+    let g = &shared.gateway;
+    t.family(
+        "proxyvisor_gateway_requests_total",
+        "counter",
+        "Gateway requests and tunnels since start, by result (ok, failed: every upstream          failed, unavailable: none to try or over the connection limits, refused: 4xx).",
+    );
+    for o in Outcome::ALL {
+        t.sample(
+            "proxyvisor_gateway_requests_total",
+            &[("result", o.as_str())],
+            g.requests(o) as f64,
+        );
+    }
+    t.family(
+        "proxyvisor_gateway_bytes_total",
+        "counter",
+        "Bytes through the gateway since start, by direction (up: client to target) and          upstream proxy kind.",
+    );
+    for kind in KINDS {
+        let (up, down) = g.bytes(kind);
+        for (direction, v) in [("up", up), ("down", down)] {
+            t.sample(
+                "proxyvisor_gateway_bytes_total",
+                &[("direction", direction), ("kind", kind)],
+                v as f64,
+            );
+        }
+    }
+    t.single(
+        "proxyvisor_gateway_failovers_total",
+        "counter",
+        "Attempts through a next upstream after one failed, since start.",
+        g.failovers.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    t.single(
+        "proxyvisor_gateway_open_connections",
+        "gauge",
+        "Client connections the gateway holds open now.",
+        g.open_connections
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    t.single(
+        "proxyvisor_gateway_cost_today",
+        "gauge",
+        "What the gateway's traffic cost today (UTC), in the proxies' money units.",
+        shared.usage.load().total_today.cost,
+    );
 }
 
 /// Prometheus text format 0.0.4 (counters since the process started; no label holds a URL or a

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod params;
 pub mod serving;
 pub mod status;
+pub mod usage;
 
 use crate::state::Shared;
 use actix_web::dev::Server;
@@ -79,6 +80,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .configure(admin::routes)
         .configure(alerts::routes)
         .configure(logs::routes)
+        .configure(usage::routes)
         .configure(metrics::routes)
         .configure(dashboard::routes)
         .configure(openapi::routes);

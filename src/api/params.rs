@@ -60,6 +60,14 @@ impl ParamValue for Anonymity {
     }
 }
 
+impl ParamValue for crate::domain::usage::Group {
+    const NAME: &'static str = "group";
+    const EXPECTED: &'static str = "proxy, day, hour or session";
+    fn parse(word: &str) -> Option<Self> {
+        crate::domain::usage::Group::parse(word)
+    }
+}
+
 /// `true`/`1` or `false`/`0`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Flag(pub bool);

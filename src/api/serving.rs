@@ -418,6 +418,7 @@ async fn report(
     let report = crate::bus::messages::Report {
         key: key.clone(),
         ok: body.ok,
+        status: None,
     };
     // `None`: the restarted pool is still being reloaded.
     let known = super::ask(&shared.registry.report, "the pool", report)

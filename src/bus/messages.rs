@@ -106,6 +106,19 @@ pub enum DeadEvent {
 pub struct Report {
     pub key: String,
     pub ok: bool,
+    /// The status the target answered through it, when that is why it failed (a 403 or 429
+    /// marks a managed proxy `blocked`).
+    pub status: Option<u16>,
+}
+
+/// Traffic through the gateway by one upstream (gateway → Accountant): added to its tally of
+/// the hour. Sent when a request or tunnel ends, and every few seconds while a tunnel is open.
+/// While the receiver restarts: it is lost (logged); the bytes still passed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Traffic {
+    pub slot: crate::domain::usage::Slot,
+    pub tally: crate::domain::usage::Tally,
 }
 
 /// Take a lease (API → Allocator). The lease is stored before the answer.

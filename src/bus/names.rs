@@ -7,3 +7,4 @@ pub const RESURRECTION_MANAGER: &str = "resurrection_manager";
 pub const SERVICE_MONITOR: &str = "service_monitor";
 pub const ALERTER: &str = "alerter";
 pub const ALLOCATOR: &str = "allocator";
+pub const ACCOUNTANT: &str = "accountant";

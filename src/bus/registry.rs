@@ -78,6 +78,9 @@ pub struct Registry {
     // The Alerter.
     pub alert: Port<Alert>,
     pub raise: Port<Raise>,
+    // The Accountant.
+    pub traffic: Port<Traffic>,
+    pub flush_usage: Port<FlushNow>,
     // The ServiceMonitor.
     pub add_monitor: Port<AddMonitor>,
     pub remove_monitor: Port<RemoveMonitor>,

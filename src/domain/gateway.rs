@@ -99,6 +99,21 @@ pub fn parse_options(username: &str) -> Result<Options, String> {
     Ok(o)
 }
 
+/// The user name and password of a `Proxy-Authorization: Basic …` value.
+pub fn basic_credentials(value: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
 /// Why a target address may not be reached through an open gateway (it must not become a way
 /// into the host's own network): loopback, private, link-local (the cloud metadata address
 /// included), unspecified, multicast, or one of the service's own addresses.
@@ -238,6 +253,7 @@ pub enum Attempt {
 pub fn judge_status(status: u16, managed: bool) -> Attempt {
     match status {
         502..=504 => Attempt::Failed(format!("the upstream answered {status}")),
+        407 => Attempt::Failed("the upstream refused its credentials (407)".into()),
         403 | 429 if managed => Attempt::Blocked(status),
         _ => Attempt::Served,
     }
@@ -284,6 +300,19 @@ mod tests {
         }
         let long = format!("c-{}-x", "n".repeat(500));
         assert!(parse_options(&long).unwrap_err().len() < 80);
+    }
+
+    #[test]
+    fn basic_credentials_are_read() {
+        // "c-session-s1:tok"
+        let v = "Basic Yy1zZXNzaW9uLXMxOnRvaw==";
+        assert_eq!(
+            basic_credentials(v),
+            Some(("c-session-s1".to_string(), "tok".to_string()))
+        );
+        for bad in ["Bearer x", "Basic !!!", "Basic", "Basic dXNlcg=="] {
+            assert_eq!(basic_credentials(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -342,6 +371,7 @@ mod tests {
         assert_eq!(judge_status(200, true), Attempt::Served);
         assert_eq!(judge_status(404, false), Attempt::Served);
         assert!(matches!(judge_status(502, false), Attempt::Failed(_)));
+        assert!(matches!(judge_status(407, false), Attempt::Failed(_)));
         assert_eq!(judge_status(403, true), Attempt::Blocked(403));
         assert_eq!(
             judge_status(429, false),

@@ -3,7 +3,9 @@
 //! status board) behind a lock held only for a copy.
 
 pub mod board;
+pub mod gateway;
 pub mod loads;
 pub mod monitors;
 pub mod pool;
 pub mod resurrection;
+pub mod usage;

@@ -67,6 +67,11 @@ pub struct PoolSnapshot {
     /// Public URL → URL with credentials, for the managed proxies that have them: what clients
     /// are handed.
     pub client_urls: HashMap<String, String>,
+    /// Public URL → credentials, for every serving or fill proxy that has them: what the
+    /// gateway gives its upstreams (never shown).
+    pub credentials: HashMap<String, crate::domain::proxy::Credentials>,
+    /// Public URL → index into `serving`.
+    pub serving_index: HashMap<String, u32>,
     pub counts: TierCounts,
     pub counters: Counters,
     /// Unix ms of the publication, and of the last list a source delivered.
@@ -86,9 +91,15 @@ impl PoolSnapshot {
         let mut fill = Vec::new();
         let mut managed = Vec::new();
         let mut client_urls = HashMap::new();
+        let mut credentials = HashMap::new();
         let mut profile_results = Vec::new();
         for r in records {
             counts.add(r.health.tier);
+            if let Some(c) = &r.endpoint.credentials {
+                if r.health.tier.is_serving() || r.can_fill() {
+                    credentials.insert(r.key(), c.clone());
+                }
+            }
             if let Some(view) = ManagedView::of(r) {
                 if view.has_credentials {
                     client_urls.insert(view.url.clone(), r.endpoint.url_with_credentials());
@@ -110,6 +121,9 @@ impl PoolSnapshot {
         let mut cheapest: Vec<u32> = (0..serving.len() as u32).collect();
         cheapest.sort_by(|&a, &b| cheapest_order(&serving[a as usize], &serving[b as usize]));
         let profiles = crate::domain::profiles::passers(&serving, profile_results);
+        let serving_index = (serving.iter().enumerate())
+            .map(|(i, s)| (s.url.clone(), i as u32))
+            .collect();
         PoolSnapshot {
             serving,
             cheapest,
@@ -117,6 +131,8 @@ impl PoolSnapshot {
             fill,
             managed,
             client_urls,
+            credentials,
+            serving_index,
             counts,
             counters,
             published_at,
@@ -137,6 +153,13 @@ impl PoolSnapshot {
             profiles: &self.profiles,
             fill: &self.fill,
         }
+    }
+
+    /// The serving proxy of this public URL.
+    pub fn serving(&self, url: &str) -> Option<&Served> {
+        self.serving_index
+            .get(url)
+            .map(|&i| &self.serving[i as usize])
     }
 
     pub fn cheapest_iter(&self) -> impl Iterator<Item = &Served> {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const ACTORS: [&str; 7] = [
+const ACTORS: [&str; 8] = [
     "tier_balancer",
     "validator_pool",
     "resurrection_manager",
@@ -19,6 +19,7 @@ const ACTORS: [&str; 7] = [
     "source_fetcher",
     "alerter",
     "service_monitor",
+    "accountant",
 ];
 
 async fn health(app: &TestApp) -> Value {

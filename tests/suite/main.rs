@@ -14,6 +14,7 @@ mod farm_selftest;
 mod feedback;
 mod filters;
 mod force_accept;
+mod gateway;
 mod hostile;
 mod leases;
 mod managed;

@@ -6,7 +6,8 @@
 //! The floors, lowest first (a file may use its own floor's other modules and any lower floor):
 //! `domain` (imports nothing of the crate), and beside it the tools that import nothing either
 //! (`clock`, `env`, `redact`); `bus`; the shell's parts (`store`, `published`, `config`,
-//! `channels`, `checker`, `net`, `geoip`, `logbuf`, `repair`); `state`; `actors`; `api`;
+//! `channels`, `checker`, `net`, `geoip`, `logbuf`, `repair`); `state`; `actors`; `api` and
+//! `gateway` (the serving paths, apart);
 //! `startup` (imported by nobody).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,7 +33,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ),
     ("state", &["state"]),
     ("actors", &["actors"]),
-    ("api", &["api"]),
+    ("api", &["api", "gateway"]),
     ("startup", &["startup"]),
 ];
 

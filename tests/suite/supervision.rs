@@ -52,6 +52,7 @@ async fn a_panicking_actor_is_restarted_while_the_api_keeps_serving() {
         "source_fetcher",
         "alerter",
         "service_monitor",
+        "accountant",
     ] {
         let (status, _) = app
             .admin_post(&format!("/api/admin/actors/{name}/crash"))

@@ -12,6 +12,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 pub struct TestApp {
     pub port: u16,
+    /// Where the gateway listens, when `[gateway] enabled` (its binds forced to port 0).
+    pub gateway: Option<proxyvisor::gateway::Addrs>,
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,
@@ -27,25 +29,34 @@ impl TestApp {
         let mut config = Config::from_toml(toml).expect("test config parses");
         config.server.bind = "127.0.0.1:0".into();
         config.server.admin_token = Some(ADMIN_TOKEN.into());
+        // The gateway on port 0 too, unless the test chose its address.
+        if !config.gateway.bind.starts_with("127.0.0.1:") {
+            config.gateway.bind = "127.0.0.1:0".into();
+        }
+        if config.gateway.socks_bind.is_some() {
+            config.gateway.socks_bind = Some("127.0.0.1:0".into());
+        }
         config.validate().expect("test config is valid");
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 match Application::build(config).await {
                     Ok(app) => {
-                        tx.send(Ok((app.port(), app.handle()))).unwrap();
+                        tx.send(Ok((app.port(), app.gateway(), app.handle())))
+                            .unwrap();
                         app.run_until_stopped().await.unwrap();
                     }
                     Err(e) => tx.send(Err(e.to_string())).unwrap(),
                 }
             })
         });
-        let (port, handle) = tokio::task::spawn_blocking(move || rx.recv().unwrap())
+        let (port, gateway, handle) = tokio::task::spawn_blocking(move || rx.recv().unwrap())
             .await
             .unwrap()
             .expect("application starts");
         TestApp {
             port,
+            gateway,
             client,
             handle,
             thread: Some(thread),

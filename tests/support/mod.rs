@@ -9,6 +9,7 @@
 pub mod app;
 pub use proxyvisor_testkit::{farm, source, wait};
 pub mod hosting;
+pub mod origin;
 pub mod process;
 pub mod relay;
 pub mod smtp;
