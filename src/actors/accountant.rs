@@ -8,7 +8,7 @@
 use crate::bus::messages::{FlushNow, Traffic};
 use crate::clock::now_ms;
 use crate::domain::alerts::{AlertEvent, Kind, Severity};
-use crate::domain::usage::{self, Slot, Tally};
+use crate::domain::usage::{self, bytes_text, Slot, Tally};
 use crate::published::usage::UsageView;
 use crate::state::Shared;
 use crate::store::usage::UsageRow;
@@ -228,16 +228,6 @@ impl Accountant {
                 }
             }
         }));
-    }
-}
-
-/// `1.23 MB`.
-pub fn bytes_text(b: u64) -> String {
-    match b {
-        b if b >= 1_000_000_000 => format!("{:.2} GB", b as f64 / 1e9),
-        b if b >= 1_000_000 => format!("{:.2} MB", b as f64 / 1e6),
-        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
-        b => format!("{b} B"),
     }
 }
 

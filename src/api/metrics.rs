@@ -559,7 +559,7 @@ fn gateway(t: &mut Text, shared: &Shared) {
     t.family(
         "proxyvisor_gateway_bytes_total",
         "counter",
-        "Bytes through the gateway since start, by direction (up: client to target) and          upstream proxy kind.",
+        "Bytes through the gateway since start, by direction (up: client to target) and upstream proxy kind.",
     );
     for kind in KINDS {
         let (up, down) = g.bytes(kind);

@@ -363,6 +363,7 @@ pub struct Health {
     monitors: MonitorsSummary,
     /// Each configured channel (`telegram`, `email`).
     alert_channels: BTreeMap<&'static str, ChannelStatus>,
+    gateway: super::usage::GatewayHealth,
     checked_at: String,
 }
 
@@ -446,6 +447,7 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
             by_status: super::monitors::summary(&monitors.monitors),
         },
         alert_channels,
+        gateway: super::usage::gateway_health(&shared),
         checked_at: rfc3339(crate::clock::now_ms()),
     };
     if critical {

@@ -20,12 +20,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
-    /// RFC 3339 in UTC (`2026-12-02T00:00:00Z`) or a day (`2026-12-02`); default: the start of
-    /// today (UTC). Traffic is kept by the hour: the hour holding `from` is included.
-    #[param(value_type = Option<String>)]
+    /// RFC 3339 (`2026-12-02T00:00:00Z`; a day, `2026-12-02`, is taken as its UTC midnight);
+    /// default: the start of today (UTC). Traffic is kept by the hour: the hour holding `from`
+    /// is included.
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<String>,
     /// As `from`; default: now. The hours that start before it are included.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<String>,
     /// Default `proxy`.
     #[param(value_type = Option<GroupName>, inline)]
@@ -86,26 +87,26 @@ pub struct UsageAnswer {
     total: Totals,
 }
 
-/// A time given as RFC 3339 in UTC or as a day.
+/// A time given as RFC 3339 (any offset) or as a day (UTC midnight).
 fn time(name: &str, raw: &str) -> Result<i64, ApiError> {
     let raw = raw.trim();
-    let full = if raw.len() == 10 {
-        format!("{raw}T00:00:00Z")
-    } else {
-        raw.to_string()
+    let at = match raw.parse::<jiff::Timestamp>() {
+        Ok(t) => Some(t),
+        Err(_) => (raw.len() == 10)
+            .then(|| raw.parse::<jiff::civil::Date>().ok())
+            .flatten()
+            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp()),
     };
-    humantime::parse_rfc3339_weak(&full)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis().min(i64::MAX as u128) as i64)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "`{name}` must be RFC 3339 in UTC (2026-12-02T00:00:00Z) or a day (2026-12-02)"
-            ))
-        })
+    at.map(|t| t.as_millisecond()).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "`{name}` must be RFC 3339 (2026-12-02T00:00:00Z) or a day (2026-12-02)"
+        ))
+    })
 }
 
-/// The gateway's traffic, cost and failures in a time range, by proxy, day, hour or session.
+/// The gateway's traffic, cost and failures in a time range, by proxy, day, hour or session
+/// (`to` before `from`: an empty range).
 #[utoipa::path(
     tag = "admin",
     params(UsageQuery),
@@ -126,15 +127,16 @@ async fn report(
         Some(t) => time("to", t)?,
         None => now,
     };
-    if to < from {
-        return Err(ApiError::BadRequest("`to` is before `from`".into()));
-    }
     let group = q.group.as_ref().and_then(|g| g.0).unwrap_or(Group::Proxy);
     let first_hour = usage::hour_of(from);
-    let rows = (shared.store)
-        .call(move |s| s.load_usage(first_hour, to.max(first_hour + 1)))
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // `to` before `from` is an empty range: nothing passed in it.
+    let rows = match to < from {
+        true => Vec::new(),
+        false => (shared.store)
+            .call(move |s| s.load_usage(first_hour, to.max(first_hour + 1)))
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+    };
     let kept: Vec<_> = rows.iter().map(|r| (r.slot(), r.tally())).collect();
     let (grouped, total) = usage::grouped(kept.iter().map(|(s, t)| (s, t)), group);
     Ok(HttpResponse::Ok().json(UsageAnswer {
@@ -150,4 +152,46 @@ async fn report(
             .collect(),
         total: (&total).into(),
     }))
+}
+
+/// The gateway in `/api/health/comprehensive`: whether it is on, where it listens, what it
+/// holds open and has done since start, and what today's traffic cost.
+#[derive(Serialize, ToSchema)]
+pub struct GatewayHealth {
+    enabled: bool,
+    /// `http://…` and `socks5://…` addresses it accepts clients on.
+    listening: Vec<String>,
+    open_connections: usize,
+    /// Client requests since start by how they ended: `ok`, `failed` (502), `unavailable`
+    /// (503), `refused` (400/403/407).
+    requests: std::collections::BTreeMap<&'static str, u64>,
+    failovers: u64,
+    /// Since start, all upstream kinds.
+    bytes_up: u64,
+    bytes_down: u64,
+    /// Today (UTC), from the Accountant.
+    today: Totals,
+}
+
+pub fn gateway_health(shared: &Shared) -> GatewayHealth {
+    use crate::published::gateway::{Outcome, KINDS};
+    use std::sync::atomic::Ordering;
+    let g = &shared.gateway;
+    let (bytes_up, bytes_down) = KINDS.iter().fold((0, 0), |(u, d), k| {
+        let (ku, kd) = g.bytes(k);
+        (u + ku, d + kd)
+    });
+    GatewayHealth {
+        enabled: shared.config.defs.gateway.is_some(),
+        listening: g.listening(),
+        open_connections: g.open_connections.load(Ordering::Relaxed),
+        requests: Outcome::ALL
+            .iter()
+            .map(|o| (o.as_str(), g.requests(*o)))
+            .collect(),
+        failovers: g.failovers.load(Ordering::Relaxed),
+        bytes_up,
+        bytes_down,
+        today: (&shared.usage.load().total_today).into(),
+    }
 }

@@ -154,6 +154,16 @@ pub fn grouped<'a>(
     (by.into_iter().collect(), total)
 }
 
+/// Bytes as people read them: `1.23 MB` (powers of 1000, as `cost_per_gb` counts).
+pub fn bytes_text(b: u64) -> String {
+    match b {
+        b if b >= 1_000_000_000 => format!("{:.2} GB", b as f64 / 1e9),
+        b if b >= 1_000_000 => format!("{:.2} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{b} B"),
+    }
+}
+
 /// What a day's cost has crossed, told once each: the limit that alerts, the cap that stops
 /// the gateway using a proxy.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -2,7 +2,8 @@
 //! (WebDriver, with the fantoccini crate), against the app with a farm, a paid proxy, a watched
 //! service and Telegram. The page loads with no console error; its tiers, actors, monitors and
 //! alerts panels show what the JSON API says; the admin token shows the live logs; an emergency
-//! control (fetch a source now) works. The screenshot it takes is the README's
+//! control (fetch a source now) works; the gateway panel and the usage table show a request
+//! made through the gateway. The screenshot it takes is the README's
 //! (`PROXYVISOR_SCREENSHOT=docs/dashboard.png` writes it there).
 
 use crate::support::app::{sqlite_db, TestApp, ADMIN_TOKEN};
@@ -141,6 +142,14 @@ const ALERTS_ON_PAGE: &str = r#"
         return td.length > 2 ? td[2].textContent.split(' ')[0] : null;
     }).filter((k) => k);"#;
 
+/// The gateway panel's `served` stat and the usage table's total requests.
+const GATEWAY_ON_PAGE: &str = r#"
+    const served = [...document.querySelectorAll('#gateway .stat')]
+        .find((d) => d.querySelector('span').textContent === 'served');
+    const total = document.querySelector('#usage tr.total td:nth-child(2)');
+    return { served: served ? served.querySelector('b').textContent : null,
+             requests: total ? total.textContent : null };"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_in_chromium_shows_what_the_api_says_and_its_controls_work() {
     let test = "the_dashboard_in_chromium_shows_what_the_api_says_and_its_controls_work";
@@ -154,7 +163,13 @@ async fn the_dashboard_in_chromium_shows_what_the_api_says_and_its_controls_work
     let world = crate::World::start().await;
     let (farm, source) = (&world.farm, &world.source);
     let (db_url, _db) = sqlite_db();
-    let extra = world.tables(1);
+    // The gateway on, and an origin to reach through it (the gateway panel and usage table).
+    let origin = crate::support::origin::CountingOrigin::start().await;
+    let extra = format!(
+        "{}\n[gateway]\nenabled = true\ntoken = \"gw\"\nallow_private = true\nallowed_ports = [{}]\n",
+        world.tables(1),
+        origin.port()
+    );
     let config = crate::farm_config(&db_url, &source.url("/list.txt"), farm, &extra).replace(
         "revalidate_interval_secs = 1",
         "revalidate_interval_secs = 3600",
@@ -284,6 +299,37 @@ async fn the_dashboard_in_chromium_shows_what_the_api_says_and_its_controls_work
         .await
         .unwrap();
     assert_eq!(state, "admin");
+
+    // The gateway panel and today's usage table against health and /api/usage, after a
+    // request through the gateway.
+    let gateway = app.gateway.expect("the gateway listens").http;
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://u:gw@{gateway}")).unwrap())
+        .build()
+        .unwrap();
+    let r = client.get(origin.url("/bytes/1234")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.bytes().await.unwrap().len()),
+        (200, 1234)
+    );
+    until(
+        "the gateway panel and usage table to show the request",
+        || async {
+            let shown = eval(&page, GATEWAY_ON_PAGE).await;
+            let (_, health) = app.get_json("/api/health/comprehensive").await;
+            let (_, usage) = app
+                .send(reqwest::Method::GET, "/api/usage", Some(ADMIN_TOKEN), None)
+                .await;
+            let api = json!({
+                "served": health["gateway"]["requests"]["ok"].to_string(),
+                "requests": usage["total"]["requests"].to_string(),
+            });
+            (shown == api && api["served"] == "1" && api["requests"] == "1")
+                .then_some(())
+                .ok_or(format!("page {shown}, API {api}"))
+        },
+    )
+    .await;
 
     // An emergency control: fetch the source now, from its row.
     let fetched_before = source.hits("/list.txt");

@@ -63,6 +63,57 @@ pub struct ReportInput {
     /// Kinds of the alerts of the last 24 h (reports excluded), one entry per alert.
     pub alerts: Vec<Kind>,
     pub open_alerts: usize,
+    /// The gateway's last 24 h, when it is on.
+    pub gateway: Option<DayTraffic>,
+}
+
+/// The gateway's day for the daily report: all traffic, and the proxy that carried the most.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DayTraffic {
+    pub total: crate::domain::usage::Tally,
+    /// (public URL, its tally), by bytes up + down.
+    pub top: Option<(String, crate::domain::usage::Tally)>,
+}
+
+impl DayTraffic {
+    /// From the day's tallies by proxy: the top one is the one with most bytes (the first of
+    /// equals).
+    pub fn of(by_proxy: Vec<(String, crate::domain::usage::Tally)>) -> DayTraffic {
+        let mut total = crate::domain::usage::Tally::default();
+        let mut top: Option<(String, crate::domain::usage::Tally)> = None;
+        for (proxy, t) in by_proxy {
+            total.add(&t);
+            if top
+                .as_ref()
+                .is_none_or(|(_, best)| t.bytes() > best.bytes())
+            {
+                top = Some((proxy, t));
+            }
+        }
+        DayTraffic { total, top }
+    }
+}
+
+fn gateway_line(d: &DayTraffic) -> String {
+    use crate::domain::usage::bytes_text;
+    let t = &d.total;
+    let mut line = format!(
+        "\nGateway in the last 24 h: {} requests, {} failed attempts, {} up, {} down, cost {:.4}",
+        t.requests,
+        t.failures,
+        bytes_text(t.bytes_up),
+        bytes_text(t.bytes_down),
+        t.cost
+    );
+    match &d.top {
+        Some((proxy, top)) if top.bytes() > 0 => line.push_str(&format!(
+            "; top proxy {proxy} ({}, cost {:.4}).",
+            bytes_text(top.bytes()),
+            top.cost
+        )),
+        _ => line.push('.'),
+    }
+    line
 }
 
 pub fn daily_report(r: &ReportInput) -> String {
@@ -104,6 +155,9 @@ pub fn daily_report(r: &ReportInput) -> String {
             alerts.len(),
             counts.join(", ")
         ));
+    }
+    if let Some(g) = &r.gateway {
+        text.push_str(&gateway_line(g));
     }
     text.push_str(&format!("\nOpen alerts: {}.", r.open_alerts));
     text

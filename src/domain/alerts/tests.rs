@@ -222,6 +222,7 @@ fn the_daily_report_sums_the_pool_and_the_day() {
             Kind::DailyReport,
         ],
         open_alerts: 2,
+        gateway: None,
     };
     let t = daily_report(&r);
     assert!(t.starts_with("Pool: 6 serving (3 primary, 2 standby, 1 emergency), 4 fresh, 5 dead, 6 blacklisted; minimum 10 NOT met."), "{t}");
@@ -231,6 +232,47 @@ fn the_daily_report_sums_the_pool_and_the_day() {
     );
     assert!(t.ends_with("Open alerts: 2."));
     assert!(daily_report(&ReportInput::default()).contains("none"));
+    assert!(
+        !t.contains("Gateway"),
+        "no gateway line while it is off: {t}"
+    );
+}
+
+#[test]
+fn the_daily_report_tells_the_gateways_day_and_its_top_proxy() {
+    use crate::domain::usage::Tally;
+    let tally = |requests, up, down, cost| Tally {
+        requests,
+        failures: 1,
+        bytes_up: up,
+        bytes_down: down,
+        cost,
+    };
+    let day = DayTraffic::of(vec![
+        ("http://a:1".into(), tally(3, 1_000, 2_000_000, 0.5)),
+        ("http://b:2".into(), tally(2, 5_000_000, 0, 0.25)),
+        ("http://c:3".into(), tally(1, 0, 0, 0.0)),
+    ]);
+    assert_eq!(day.top.as_ref().unwrap().0, "http://b:2");
+    let r = ReportInput {
+        gateway: Some(day),
+        open_alerts: 1,
+        ..Default::default()
+    };
+    let t = daily_report(&r);
+    assert!(
+        t.contains("Gateway in the last 24 h: 6 requests, 3 failed attempts, 5.00 MB up, 2.00 MB down, cost 0.7500; top proxy http://b:2 (5.00 MB, cost 0.2500)."),
+        "{t}"
+    );
+    assert!(t.ends_with("Open alerts: 1."), "{t}");
+    let quiet = daily_report(&ReportInput {
+        gateway: Some(DayTraffic::of(Vec::new())),
+        ..Default::default()
+    });
+    assert!(
+        quiet.contains("Gateway in the last 24 h: 0 requests, 0 failed attempts, 0 B up, 0 B down, cost 0.0000."),
+        "{quiet}"
+    );
 }
 
 #[test]

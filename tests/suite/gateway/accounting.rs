@@ -147,6 +147,45 @@ async fn bytes_are_counted_exactly_cost_what_the_proxy_costs_and_survive_a_resta
         "after the restart: {usage}, expected about {expected}"
     );
     assert_eq!(n(&usage["total"]["requests"]), 5);
+
+    // Ranges: a day, RFC 3339 with an offset, a range before any traffic; bad ones are 400.
+    let get = |q: String| {
+        let app = &app;
+        async move { (app.send(reqwest::Method::GET, &q, Some(ADMIN_TOKEN), None)).await }
+    };
+    let today = usage["from"].as_str().unwrap()[..10].to_string();
+    let (status, by_day) = get(format!("/api/usage?from={today}&group=day")).await;
+    assert_eq!(
+        (status, n(&by_day["total"]["bytes_down"])),
+        (200, down),
+        "{by_day}"
+    );
+    assert_eq!(by_day["rows"][0]["key"], today.as_str(), "{by_day}");
+    let offset = format!("/api/usage?from={today}T02:00:00%2B02:00");
+    let (status, shifted) = get(offset).await;
+    assert_eq!(
+        (status, n(&shifted["total"]["bytes_down"])),
+        (200, down),
+        "{shifted}"
+    );
+    let (status, before) = get("/api/usage?from=2000-01-01&to=2000-01-02".into()).await;
+    assert_eq!(
+        (status, n(&before["total"]["requests"])),
+        (200, 0),
+        "{before}"
+    );
+    assert_eq!(before["rows"], serde_json::json!([]));
+    let (status, reversed) = get(format!("/api/usage?from={today}&to=2001-01-01")).await;
+    assert_eq!(
+        (status, n(&reversed["total"]["requests"])),
+        (200, 0),
+        "{reversed}"
+    );
+    for bad in ["from=", "from=yesterday", "to=2026-13-01", "group=week"] {
+        let (status, body) = get(format!("/api/usage?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{bad}: {body}");
+    }
     drop(farm);
 }
 

@@ -82,6 +82,21 @@ async fn curl_and_reqwest_reach_plain_and_tls_origins_through_the_cheapest_upstr
         w.paid.hits() >= paid_before + 3,
         "the cheapest upstream is the paid one"
     );
+    // Health lists the gateway: where it listens, and what it has done.
+    let (_, health) = w.app.get_json("/api/health/comprehensive").await;
+    let g = &health["gateway"];
+    assert_eq!(g["enabled"], true, "{g}");
+    let listening = format!("http://127.0.0.1:{}", w.port());
+    assert!(
+        g["listening"]
+            .as_array()
+            .unwrap()
+            .contains(&listening.into()),
+        "{g}"
+    );
+    assert!(g["requests"]["ok"].as_u64().unwrap() >= 3, "{g}");
+    assert!(g["bytes_down"].as_u64().unwrap() >= 12, "{g}");
+    assert!(g["open_connections"].is_u64(), "{g}");
     let (_, metrics) = (200, w.app.get("/metrics").await.text().await.unwrap());
     assert!(
         metrics.contains("proxyvisor_gateway_requests_total{result=\"ok\"}"),
