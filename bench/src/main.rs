@@ -1,4 +1,4 @@
-//! `proxyvisor-bench <classify|serve|monitors|all> [--runs N]`: measures the `proxyvisor` service binary on
+//! `proxyvisor-bench <classify|serve|monitors|gateway|all> [--runs N]`: measures the `proxyvisor` service binary on
 //! loopback and prints the results as Markdown, for the README.
 //!
 //! * `classify` starts a farm of 5,000 HTTP proxies of mixed behaviour in this process (the test
@@ -9,11 +9,15 @@
 //!   alternating phases.
 //! * `monitors` watches 2,000 services at a 1 s interval (see `bench/monitors.rs`): CPU, memory
 //!   and the detection latency from a crash to the state change.
+//! * `gateway` puts the forward-proxy gateway in front of tinyproxy and compares it with
+//!   tinyproxy reached directly (see `bench/gateway.rs`): added latency, tunnel throughput,
+//!   memory per idle tunnel, requests/s.
 //!
 //! The service runs as a child process: the `proxyvisor` binary beside this one, so build both
 //! (`cargo build --release -p proxyvisor -p proxyvisor-bench`). Nothing leaves 127.0.0.1.
 
 mod classify;
+mod gateway;
 mod machine;
 mod monitors;
 mod report;
@@ -87,6 +91,7 @@ enum Part {
     Classify,
     Serve,
     Monitors,
+    Gateway,
     All,
 }
 
@@ -114,6 +119,9 @@ async fn run(args: Args) -> Result<()> {
     }
     if matches!(args.part, Part::Monitors | Part::All) {
         monitors::bench(&binary, runs).await?;
+    }
+    if matches!(args.part, Part::Gateway | Part::All) {
+        gateway::bench(&binary, runs).await?;
     }
     Ok(())
 }
