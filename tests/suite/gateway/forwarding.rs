@@ -140,6 +140,19 @@ async fn a_dead_cheapest_upstream_fails_over_and_leaves_the_pool() {
         assert!(text.contains("upstreams tried"), "{text}");
     }
     assert!(!text.contains(super::PAID_PASS));
+    // The gateway's failures are the pool's checks: every upstream leaves it, and the admin
+    // hears that nothing is left.
+    wait::until("a pool_empty alert", WAIT, || async {
+        let r = client.get(w.origin.url("/bytes/3")).send().await.unwrap();
+        assert!(matches!(r.status().as_u16(), 502 | 503), "{}", r.status());
+        let (_, alerts) = w.app.get_json("/api/alerts").await;
+        let kinds: Vec<&str> = (alerts["alerts"].as_array().unwrap().iter())
+            .filter_map(|a| a["kind"].as_str())
+            .collect();
+        kinds.contains(&"pool_empty").then_some(())
+    })
+    .await;
+    assert!(w.app.serving().await.is_empty());
     assert_no_secret_logged();
 }
 
