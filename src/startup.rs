@@ -104,6 +104,7 @@ impl Application {
             loads: Default::default(),
             checks_running: Default::default(),
             checks_queued: Default::default(),
+            checks_parked: Default::default(),
             board,
             registry: Default::default(),
             store,

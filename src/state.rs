@@ -19,6 +19,8 @@ pub struct Shared {
     /// Checks the ValidatorPool is running and holding in its queue now.
     pub checks_running: std::sync::atomic::AtomicUsize,
     pub checks_queued: std::sync::atomic::AtomicUsize,
+    /// Of the running checks, those parked (waiting for an answer without a permit).
+    pub checks_parked: std::sync::atomic::AtomicUsize,
     /// Published by the ResurrectionManager.
     pub resurrection: ArcSwap<crate::published::resurrection::ResurrectionStats>,
     /// Published by the ServiceMonitor.

@@ -3,6 +3,13 @@
 //! to the TierBalancer. Checks run as tasks: a slow proxy never holds up the actor. After a
 //! passing check, the check profiles (`[[validation.profiles]]`) run through the same proxy,
 //! concurrently, under the same permit.
+//!
+//! A permit bounds the checks that are connecting and exchanging. A check still unanswered
+//! after `validation.park_after_ms` is *parked*: it gives its permit back and goes on waiting on
+//! its own timer, its socket kept, until `timeout_ms` (so its verdict is the same as if it had
+//! kept the permit). Parked checks are bounded by the open-files limit ([`Parking`]); when that
+//! bound is reached a check keeps its permit, and the log says so once. A round of proxies that
+//! can only time out thus takes about one timeout, not `timeouts / concurrency` of them.
 
 use crate::bus::messages::{CancelQueued, CheckBatch, CheckJob, CheckNow, ProfileOutcome, Verdict};
 use crate::checker::{Checker, Expectation, Target};
@@ -45,6 +52,42 @@ struct CheckWork {
     own: OwnAddresses,
     /// One target and expectation per check profile, in config order.
     profiles: Vec<(Target, Expectation)>,
+    parking: Parking,
+    /// For `checks_parked`.
+    shared: Arc<Shared>,
+}
+
+/// Where slow checks wait without a permit.
+struct Parking {
+    /// `None`: never park.
+    after: Option<Duration>,
+    /// One per parked check.
+    slots: Arc<Semaphore>,
+    /// How many there are (for the log line).
+    capacity: usize,
+    /// The "parking is full" line was logged.
+    full_told: std::sync::atomic::AtomicBool,
+}
+
+/// Sockets kept for everything else (API, gateway, store, sources, alerts).
+const RESERVED_FILES: u64 = 512;
+
+impl Parking {
+    /// As many parked checks as the open-files limit leaves room for after the running checks
+    /// (two sockets each) and the rest of the service.
+    fn new(after_ms: u64, concurrency: usize) -> Parking {
+        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+        let capacity = limit
+            .saturating_sub(2 * concurrency as u64 + RESERVED_FILES)
+            .min(Semaphore::MAX_PERMITS as u64) as usize;
+        log::debug!("{NAME}: up to {capacity} parked checks (open files limit {limit})");
+        Parking {
+            after: (after_ms > 0).then(|| Duration::from_millis(after_ms)),
+            slots: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            full_told: Default::default(),
+        }
+    }
 }
 
 impl ValidatorPool {
@@ -79,6 +122,8 @@ impl ValidatorPool {
             judge,
             own: OwnAddresses::default(),
             profiles,
+            parking: Parking::new(v.park_after_ms, v.concurrency),
+            shared: shared.clone(),
         };
         ValidatorPool {
             permits: Arc::new(Semaphore::new(v.concurrency)),
@@ -127,31 +172,68 @@ impl CheckWork {
         Some(self.run_with(permit, job).await)
     }
 
-    /// Checks one proxy holding `_permit`. A check that panics (a bug meeting a hostile answer)
-    /// is a failed check, not a lost one that would be retried into the same panic forever.
-    async fn run_with(&self, _permit: tokio::sync::SemaphorePermit<'_>, job: CheckJob) -> Verdict {
+    /// Checks one proxy holding `permit`, parking it (the permit given back) when it is still
+    /// unanswered after `park_after_ms`. A check that panics (a bug meeting a hostile answer) is
+    /// a failed check, not a lost one that would be retried into the same panic forever.
+    async fn run_with(&self, permit: tokio::sync::SemaphorePermit<'_>, job: CheckJob) -> Verdict {
+        use std::sync::atomic::Ordering;
         let (key, endpoint) = (job.key.clone(), job.endpoint.clone());
-        let checked = std::panic::AssertUnwindSafe(self.check(job));
-        futures_util::FutureExt::catch_unwind(checked)
-            .await
-            .unwrap_or_else(|_| {
-                log::error!(
-                    "{NAME}: the check of {} panicked; counted as a failed check",
-                    endpoint.key()
-                );
-                Verdict {
-                    key,
-                    outcome: crate::checker::Outcome {
-                        ok: false,
-                        latency_ms: 0,
-                        status: None,
-                        failure: Some("the check panicked".into()),
-                    },
-                    anonymity: None,
-                    profiles: Vec::new(),
-                    at: now_ms(),
+        let checked =
+            futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(self.check(job)));
+        tokio::pin!(checked);
+        let parking = &self.parking;
+        let mut held = Some(permit);
+        let mut slot = None;
+        let result = match parking.after {
+            None => checked.await,
+            Some(after) => {
+                tokio::select! {
+                    r = &mut checked => r,
+                    _ = tokio::time::sleep(after) => {
+                        match parking.slots.clone().try_acquire_owned() {
+                            Ok(s) => {
+                                slot = Some(s);
+                                held = None; // the permit goes back: the next check starts
+                                self.shared.checks_parked.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(_) => {
+                                if !parking.full_told.swap(true, Ordering::Relaxed) {
+                                    log::warn!(
+                                        "{NAME}: {} checks are parked, as many as the open files \
+                                         limit allows; slow checks now keep their permits (raise \
+                                         the limit, ulimit -n, for faster rounds)",
+                                        parking.capacity
+                                    );
+                                }
+                            }
+                        }
+                        checked.await
+                    }
                 }
-            })
+            }
+        };
+        if slot.take().is_some() {
+            self.shared.checks_parked.fetch_sub(1, Ordering::Relaxed);
+        }
+        drop(held);
+        result.unwrap_or_else(|_| {
+            log::error!(
+                "{NAME}: the check of {} panicked; counted as a failed check",
+                endpoint.key()
+            );
+            Verdict {
+                key,
+                outcome: crate::checker::Outcome {
+                    ok: false,
+                    latency_ms: 0,
+                    status: None,
+                    failure: Some("the check panicked".into()),
+                },
+                anonymity: None,
+                profiles: Vec::new(),
+                at: now_ms(),
+            }
+        })
     }
 
     /// The main check, then (when it passed) the judge and the profiles.

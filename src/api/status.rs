@@ -170,6 +170,9 @@ pub struct UltraStats {
     /// Checks running now, and waiting for a permit.
     checks_running: usize,
     checks_queued: usize,
+    /// Of `checks_running`, those parked: still unanswered after `validation.park_after_ms`,
+    /// waiting without a permit until `timeout_ms`.
+    checks_parked: usize,
     published_at: String,
     last_source_update: Option<String>,
 }
@@ -192,6 +195,7 @@ async fn ultra_stats(shared: web::Data<Shared>) -> HttpResponse {
         checks_per_minute: k.checks_per_minute,
         checks_running: shared.checks_running.load(Relaxed),
         checks_queued: shared.checks_queued.load(Relaxed),
+        checks_parked: shared.checks_parked.load(Relaxed),
         published_at: rfc3339(snap.published_at),
         last_source_update: rfc3339_opt(snap.last_source_update),
     })

@@ -134,6 +134,9 @@ pub struct ValidationConfig {
     pub judge_url: Option<String>,
     pub timeout_ms: u64,
     pub concurrency: usize,
+    /// A check still unanswered after this long gives its permit back and waits on a timer
+    /// (its socket kept) until `timeout_ms`; 0 = never (a check holds its permit throughout).
+    pub park_after_ms: u64,
     pub revalidate_interval_secs: f64,
     pub profiles: Vec<ProfileConfig>,
 }
@@ -147,6 +150,7 @@ impl Default for ValidationConfig {
             judge_url: None,
             timeout_ms: 5000,
             concurrency: 1000,
+            park_after_ms: 250,
             revalidate_interval_secs: 1200.0,
             profiles: Vec::new(),
         }

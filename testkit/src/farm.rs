@@ -159,7 +159,7 @@ pub enum Behaviour {
     Slow,
     /// The port refuses connections (the listener is closed; ECONNREFUSED).
     Refuse,
-    /// Accepts and then never reads or writes; held until `shutdown()`.
+    /// Accepts and then never answers; held until `shutdown()` or the client closes.
     Blackhole,
     /// Reads the request and answers `200 OK` with a captive-portal page,
     /// for CONNECT too (so a tunnel never opens).
@@ -208,6 +208,8 @@ pub enum Anonymity {
 const APPLIED_UNKNOWN: u8 = u8::MAX;
 
 struct ProxyShared {
+    /// Connections open now and at most, shared by the proxies of one farm.
+    gauge: Arc<Gauge>,
     addr: SocketAddr,
     anonymity: Anonymity,
     behaviour: AtomicU8,
@@ -274,11 +276,53 @@ pub struct FarmProxy {
     shared: Arc<ProxyShared>,
 }
 
+/// Connections open now, and the most open at once.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Gauge {
+    pub fn now(&self) -> usize {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    fn enter(self: &Arc<Self>) -> GaugeGuard {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        GaugeGuard(self.clone())
+    }
+}
+
+struct GaugeGuard(Arc<Gauge>);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl FarmProxy {
     pub async fn start(behaviour: Behaviour, anonymity: Anonymity, latency_ms: u64) -> FarmProxy {
+        Self::start_counted(behaviour, anonymity, latency_ms, Arc::default()).await
+    }
+
+    /// `start`, its connections counted in `gauge`.
+    pub async fn start_counted(
+        behaviour: Behaviour,
+        anonymity: Anonymity,
+        latency_ms: u64,
+        gauge: Arc<Gauge>,
+    ) -> FarmProxy {
         let listener = bind_loopback();
         let addr = listener.local_addr().expect("local_addr");
         let shared = Arc::new(ProxyShared {
+            gauge,
             addr,
             anonymity,
             behaviour: AtomicU8::new(behaviour.to_u8()),
@@ -505,6 +549,7 @@ fn drain_backlog(shared: &Arc<ProxyShared>, listener: TcpListener, b: Behaviour)
 }
 
 async fn handle_proxy_conn(shared: Arc<ProxyShared>, mut stream: TcpStream, b: Behaviour) {
+    let _open = shared.gauge.enter();
     match b {
         // Never chosen for an accepted connection; close if it ever is.
         Behaviour::Refuse => {}
@@ -515,9 +560,19 @@ async fn handle_proxy_conn(shared: Arc<ProxyShared>, mut stream: TcpStream, b: B
             forward(&shared, stream).await;
         }
         Behaviour::Blackhole => {
+            // Never answers; what the client sends is read and dropped only to notice when it
+            // gives up (so the farm's open-connection count is true).
             let mut stop = shared.shutdown.subscribe();
-            let _ = stop.wait_for(|s| *s).await;
-            drop(stream);
+            let gone = async {
+                let mut sink = [0u8; 1024];
+                while matches!(tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await, Ok(n) if n > 0)
+                {
+                }
+            };
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => {}
+                _ = gone => {}
+            }
         }
         Behaviour::Garbage => {
             let _ = tokio::time::timeout(Duration::from_secs(2), read_head(&mut stream)).await;
@@ -682,17 +737,25 @@ async fn forward(shared: &ProxyShared, mut client: TcpStream) {
 pub struct Farm {
     pub origin: Origin,
     pub proxies: Vec<FarmProxy>,
+    /// Connections to any of the proxies, open now and at most at once.
+    pub open: Arc<Gauge>,
 }
 
 impl Farm {
     /// Starts the origin and one proxy per `(behaviour, anonymity, latency_ms)`.
     pub async fn start(spec: &[(Behaviour, Anonymity, u64)]) -> Farm {
         let origin = Origin::start().await;
+        let open = Arc::<Gauge>::default();
         let mut proxies = Vec::with_capacity(spec.len());
         for &(behaviour, anonymity, latency_ms) in spec {
-            proxies.push(FarmProxy::start(behaviour, anonymity, latency_ms).await);
+            let proxy = FarmProxy::start_counted(behaviour, anonymity, latency_ms, open.clone());
+            proxies.push(proxy.await);
         }
-        Farm { origin, proxies }
+        Farm {
+            origin,
+            proxies,
+            open,
+        }
     }
 
     /// Every proxy as `127.0.0.1:PORT\n`, in start order.

@@ -22,6 +22,7 @@ mod monitors;
 mod never_empty;
 mod ops;
 mod params;
+mod parking;
 mod pipeline;
 mod profiles;
 mod resurrection;
