@@ -4,8 +4,8 @@
 //! snapshot the API serves from, and writes changes behind to the store in batches.
 
 use crate::bus::messages::{
-    CancelQueued, CheckBatch, CheckJob, DeadEvent, FlushNow, ForceAccept, ForceAccepted, Report,
-    SourceList, Verdict,
+    CancelQueued, CheckBatch, CheckExtras, CheckJob, DeadEvent, FlushNow, ForceAccept,
+    ForceAccepted, Report, SourceList, Verdict,
 };
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::lifecycle::{apply_check, CheckResult, Health, Move, Rules, Tier};
@@ -44,6 +44,8 @@ pub struct TierBalancer {
     last_progress: Instant,
     round_checked: u64,
     round_passed: u64,
+    /// The round of fresh proxies being checked, for its summary line.
+    round: Option<crate::domain::round::Round>,
     /// Names of the managed proxies defined in the config file (the admin API may not change
     /// them).
     config_managed: HashSet<String>,
@@ -91,6 +93,7 @@ impl TierBalancer {
             last_progress: Instant::now(),
             round_checked: 0,
             round_passed: 0,
+            round: None,
             pool_watch: Default::default(),
             managed_status: HashMap::new(),
         }
@@ -147,6 +150,7 @@ impl TierBalancer {
         if self.stale {
             self.publish();
         }
+        self.end_round();
         if now.duration_since(self.last_progress) >= PROGRESS_EVERY {
             self.last_progress = now;
             if !self.in_flight.is_empty() || self.round_checked > 0 {
@@ -167,6 +171,15 @@ impl TierBalancer {
                 self.round_checked = 0;
                 self.round_passed = 0;
             }
+        }
+    }
+
+    /// Logs the summary of the round of fresh proxies once none is left to check.
+    fn end_round(&mut self) {
+        let done = self.shared.snapshot().counts.fresh == 0 || self.in_flight.is_empty();
+        if let Some(round) = self.round.take_if(|_| done) {
+            let v = &self.shared.config.validation;
+            log::info!("{}", round.summary(now_ms(), v.timeout_ms, v.concurrency));
         }
     }
 
@@ -231,6 +244,9 @@ impl TierBalancer {
         let lost_after = Duration::from_millis(v.timeout_ms) * (2 + queued as u32) + TICK;
         let judge = v.judge_url.is_some();
         let until = Instant::now() + lost_after;
+        if self.round.is_none() && keys.iter().any(|k| self.is_fresh(k)) {
+            self.round = Some(crate::domain::round::Round::start(now_ms()));
+        }
         let jobs = keys
             .into_iter()
             .filter_map(|key| {
@@ -372,6 +388,29 @@ impl TierBalancer {
         }
         self.recent_checks.push_back(v.at);
         self.dirty.insert(v.key);
+        self.stale = true;
+    }
+
+    fn is_fresh(&self, key: &str) -> bool {
+        self.pool
+            .get(key)
+            .is_some_and(|r| r.health.tier == Tier::Fresh)
+    }
+
+    /// The judge's grade and the profiles of a passing check whose verdict came before them;
+    /// dropped when the proxy was checked again since (that check's own answer counts).
+    fn on_extras(&mut self, x: CheckExtras) {
+        let Some(rec) = self.pool.get_mut(&x.key) else {
+            return;
+        };
+        if rec.health.last_checked_at != Some(x.at) {
+            return;
+        }
+        if let Some(a) = x.anonymity {
+            rec.anonymity = Some(a);
+        }
+        crate::domain::profiles::record(&mut rec.profiles, true, &x.profiles, x.at);
+        self.dirty.insert(x.key);
         self.stale = true;
     }
 
@@ -568,7 +607,18 @@ impl Handler<SourceList> for TierBalancer {
 impl Handler<Verdict> for TierBalancer {
     type Result = ();
     fn handle(&mut self, msg: Verdict, _: &mut Self::Context) {
+        if let Some(round) = &mut self.round {
+            let timeout_ms = self.shared.config.validation.timeout_ms;
+            round.record(msg.outcome.ok, msg.outcome.latency_ms.into(), timeout_ms);
+        }
         self.on_verdict(msg);
+    }
+}
+
+impl Handler<CheckExtras> for TierBalancer {
+    type Result = ();
+    fn handle(&mut self, msg: CheckExtras, _: &mut Self::Context) {
+        self.on_extras(msg);
     }
 }
 
@@ -695,6 +745,7 @@ super::controlled!(
     [
         source_list,
         verdict,
+        check_extras,
         report,
         force_accept,
         flush_pool,

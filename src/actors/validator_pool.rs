@@ -1,8 +1,9 @@
 //! The ValidatorPool checks proxies through `validation.check_url` with bounded concurrency
 //! (`validation.concurrency` checks at once) and a hard timeout per check, and sends each verdict
 //! to the TierBalancer. Checks run as tasks: a slow proxy never holds up the actor. After a
-//! passing check, the check profiles (`[[validation.profiles]]`) run through the same proxy,
-//! concurrently, under the same permit.
+//! passing check, the judge (anonymity, for fresh proxies) and the check profiles
+//! (`[[validation.profiles]]`) run through the same proxy, concurrently, under the same permit;
+//! the verdict does not wait for them: it is sent first, and what they learn follows.
 //!
 //! A permit bounds the checks that are connecting and exchanging. A check still unanswered
 //! after `validation.park_after_ms` is *parked*: it gives its permit back and goes on waiting on
@@ -11,7 +12,9 @@
 //! bound is reached a check keeps its permit, and the log says so once. A round of proxies that
 //! can only time out thus takes about one timeout, not `timeouts / concurrency` of them.
 
-use crate::bus::messages::{CancelQueued, CheckBatch, CheckJob, CheckNow, ProfileOutcome, Verdict};
+use crate::bus::messages::{
+    CancelQueued, CheckBatch, CheckExtras, CheckJob, CheckNow, ProfileOutcome, Verdict,
+};
 use crate::checker::{Checker, Expectation, Target};
 use crate::clock::now_ms;
 use crate::state::Shared;
@@ -39,6 +42,16 @@ pub struct ValidatorPool {
 struct Queue {
     round: std::sync::atomic::AtomicU64,
     waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// How a check's results leave it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Rolling checks: the verdict goes to the TierBalancer as soon as the main check has
+    /// answered; the judge's grade and the profiles follow as `CheckExtras`.
+    Early,
+    /// Checks on demand: one answer with everything.
+    Joined,
 }
 
 /// What every check of this pool needs, shared by its tasks.
@@ -158,29 +171,40 @@ impl ValidatorPool {
                 .checks_queued
                 .store(queue.waiting.load(Ordering::Relaxed), Ordering::Relaxed);
             shared.checks_running.fetch_add(1, Ordering::Relaxed);
-            let verdict = work.run_with(permit, job).await;
+            let verdict = work.run_with(permit, job, Delivery::Early).await;
             shared.checks_running.fetch_sub(1, Ordering::Relaxed);
-            shared.registry.verdict.send(verdict);
+            if let Some(verdict) = verdict {
+                shared.registry.verdict.send(verdict);
+            }
         });
     }
 }
 
 impl CheckWork {
-    /// Checks one proxy under a permit; `None` when the pool is closing.
+    /// Checks one proxy under a permit, answering with everything it learned at once; `None`
+    /// when the pool is closing.
     async fn run(&self, permits: &Semaphore, job: CheckJob) -> Option<Verdict> {
         let permit = permits.acquire().await.ok()?;
-        Some(self.run_with(permit, job).await)
+        self.run_with(permit, job, Delivery::Joined).await
     }
 
     /// Checks one proxy holding `permit`, parking it (the permit given back) when it is still
     /// unanswered after `park_after_ms`. A check that panics (a bug meeting a hostile answer) is
     /// a failed check, not a lost one that would be retried into the same panic forever.
-    async fn run_with(&self, permit: tokio::sync::SemaphorePermit<'_>, job: CheckJob) -> Verdict {
+    /// `None`: the verdict was already sent (`Delivery::Early`).
+    async fn run_with(
+        &self,
+        permit: tokio::sync::SemaphorePermit<'_>,
+        job: CheckJob,
+        delivery: Delivery,
+    ) -> Option<Verdict> {
         use std::sync::atomic::Ordering;
         let (key, endpoint) = (job.key.clone(), job.endpoint.clone());
-        let checked =
-            futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(self.check(job)));
-        tokio::pin!(checked);
+        let sent = std::sync::atomic::AtomicBool::new(false);
+        // Boxed: the tasks waiting for a permit stay small (a check's state is kilobytes).
+        let mut checked = Box::pin(futures_util::FutureExt::catch_unwind(
+            std::panic::AssertUnwindSafe(self.check(job, delivery, &sent)),
+        ));
         let parking = &self.parking;
         let mut held = Some(permit);
         let mut slot = None;
@@ -217,11 +241,18 @@ impl CheckWork {
         }
         drop(held);
         result.unwrap_or_else(|_| {
+            if sent.load(Ordering::Relaxed) {
+                log::error!(
+                    "{NAME}: the judge or a profile check of {} panicked; its verdict stands",
+                    endpoint.key()
+                );
+                return None;
+            }
             log::error!(
                 "{NAME}: the check of {} panicked; counted as a failed check",
                 endpoint.key()
             );
-            Verdict {
+            Some(Verdict {
                 key,
                 outcome: crate::checker::Outcome {
                     ok: false,
@@ -232,12 +263,20 @@ impl CheckWork {
                 anonymity: None,
                 profiles: Vec::new(),
                 at: now_ms(),
-            }
+            })
         })
     }
 
-    /// The main check, then (when it passed) the judge and the profiles.
-    async fn check(&self, job: CheckJob) -> Verdict {
+    /// The main check, then (when it passed) the judge and the profiles. With
+    /// `Delivery::Early` a passing verdict is sent before the judge and the profiles run (so the
+    /// proxy is served at once), and what they learn follows as `CheckExtras`; `sent` tells
+    /// that the verdict has left.
+    async fn check(
+        &self,
+        job: CheckJob,
+        delivery: Delivery,
+        sent: &std::sync::atomic::AtomicBool,
+    ) -> Option<Verdict> {
         if PANIC_NEXT_CHECK.swap(false, std::sync::atomic::Ordering::Relaxed) {
             panic!("fault injection: a check panicked");
         }
@@ -245,18 +284,34 @@ impl CheckWork {
             .checker
             .check(&job.endpoint, &self.target, &self.expect)
             .await;
-        let (anonymity, profiles) = if outcome.ok {
-            tokio::join!(self.anonymity(&job), self.profiles(&job))
-        } else {
-            (None, Vec::new())
-        };
-        Verdict {
-            key: job.key,
+        let extras_due =
+            outcome.ok && (job.judge && self.judge.is_some() || !self.profiles.is_empty());
+        let mut verdict = Verdict {
+            key: job.key.clone(),
             outcome,
-            anonymity,
-            profiles,
+            anonymity: None,
+            profiles: Vec::new(),
             at: now_ms(),
+        };
+        if !extras_due {
+            return Some(verdict);
         }
+        if delivery == Delivery::Early {
+            let at = verdict.at;
+            self.shared.registry.verdict.send(verdict);
+            sent.store(true, std::sync::atomic::Ordering::Relaxed);
+            let (anonymity, profiles) = tokio::join!(self.anonymity(&job), self.profiles(&job));
+            self.shared.registry.check_extras.send(CheckExtras {
+                key: job.key,
+                anonymity,
+                profiles,
+                at,
+            });
+            return None;
+        }
+        (verdict.anonymity, verdict.profiles) =
+            tokio::join!(self.anonymity(&job), self.profiles(&job));
+        Some(verdict)
     }
 
     /// The anonymity level from the judge page, when the job asks for it and our own address

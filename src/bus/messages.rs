@@ -49,6 +49,20 @@ pub struct Verdict {
     pub at: i64,
 }
 
+/// What a passing rolling check learned after its verdict was sent (ValidatorPool →
+/// TierBalancer): the judge's anonymity grade and the check profiles' results. The verdict is
+/// published first so that a proxy is served as soon as it passed; `at` is that verdict's, and
+/// the extras are dropped when a newer check of the proxy came in between.
+/// While the receiver restarts: dropped (the next passing check brings them again).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct CheckExtras {
+    pub key: String,
+    pub anonymity: Option<Anonymity>,
+    pub profiles: Vec<ProfileOutcome>,
+    pub at: i64,
+}
+
 /// Write everything pending to the store now (used at shutdown). Answers the rows written.
 /// While the receiver restarts: answered with a mailbox error; shutdown logs that the final
 /// write did not finish (what was written behind before stays).

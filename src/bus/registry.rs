@@ -58,6 +58,7 @@ pub struct Registry {
     // What the TierBalancer takes.
     pub source_list: Port<SourceList>,
     pub verdict: Port<Verdict>,
+    pub check_extras: Port<CheckExtras>,
     pub report: Port<Report>,
     pub force_accept: Port<ForceAccept>,
     pub flush_pool: Port<FlushNow>,

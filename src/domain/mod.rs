@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod record;
 pub mod resurrection;
 pub mod revalidation;
+pub mod round;
 pub mod selection;
 pub mod service_health;
 pub mod service_stats;

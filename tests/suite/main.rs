@@ -16,6 +16,7 @@ mod filters;
 mod force_accept;
 mod gateway;
 mod hostile;
+mod judge;
 mod leases;
 mod managed;
 mod monitors;

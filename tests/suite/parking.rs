@@ -77,6 +77,13 @@ async fn a_parked_check_passes_when_answered_just_before_the_timeout_and_fails_a
             .unwrap_or(0);
         assert!(latency >= 1600, "{verdict}");
     }
+    // The round's summary: its checks, and the bound of one timeout plus the answered work.
+    let summary = "validation round done: 4 checks (1 passed, 3 timed out) in";
+    let line = (lines.iter())
+        .find(|l| l.contains(summary))
+        .unwrap_or_else(|| panic!("no round summary in the log: {lines:?}"));
+    assert!(line.contains("bound for this list"), "{line}");
+    assert!(line.contains("one timeout, 1.6 s"), "{line}");
     app.stop().await;
 }
 
