@@ -166,16 +166,20 @@ pub enum Behaviour {
     Garbage,
     /// Reads the request and answers `502 Bad Gateway`.
     Error,
+    /// Up and down: the first connection and every other one after it are served as `Good`,
+    /// the others as `Error`.
+    Flapping,
 }
 
 impl Behaviour {
-    const ALL: [Behaviour; 6] = [
+    const ALL: [Behaviour; 7] = [
         Behaviour::Good,
         Behaviour::Slow,
         Behaviour::Refuse,
         Behaviour::Blackhole,
         Behaviour::Garbage,
         Behaviour::Error,
+        Behaviour::Flapping,
     ];
 
     fn to_u8(self) -> u8 {
@@ -513,11 +517,13 @@ async fn proxy_accept_loop(shared: Arc<ProxyShared>, mut listener: Option<TcpLis
             accepted = l.accept() => match accepted {
                 Ok((stream, _)) => {
                     // Decided per connection from the switch as it is now.
+                    let hit = shared.hits.fetch_add(1, Ordering::SeqCst) + 1;
                     let b = match shared.behaviour() {
                         Behaviour::Refuse => serving,
+                        Behaviour::Flapping if hit % 2 == 1 => Behaviour::Good,
+                        Behaviour::Flapping => Behaviour::Error,
                         b => b,
                     };
-                    shared.hits.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(handle_proxy_conn(shared.clone(), stream, b));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -551,8 +557,9 @@ fn drain_backlog(shared: &Arc<ProxyShared>, listener: TcpListener, b: Behaviour)
 async fn handle_proxy_conn(shared: Arc<ProxyShared>, mut stream: TcpStream, b: Behaviour) {
     let _open = shared.gauge.enter();
     match b {
-        // Never chosen for an accepted connection; close if it ever is.
-        Behaviour::Refuse => {}
+        // Never chosen for an accepted connection (Flapping is decided at accept); close if
+        // it ever is.
+        Behaviour::Refuse | Behaviour::Flapping => {}
         Behaviour::Good => forward(&shared, stream).await,
         Behaviour::Slow => {
             let slow = shared.slow_ms.load(Ordering::SeqCst);
