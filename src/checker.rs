@@ -6,8 +6,7 @@ use crate::domain::anonymity;
 use crate::domain::proxy::{Anonymity, Endpoint, Protocol};
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::rt::{Read, Write};
+use exchange::{exchange, request_head};
 use hyper_util::client::legacy::connect::proxy::{SocksV4, SocksV5, Tunnel};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
@@ -17,8 +16,7 @@ use tower_service::Service;
 
 use crate::net::{shared_tls_config, USER_AGENT};
 
-/// Bodies longer than this are cut: a check needs the status and a substring, not a download.
-const MAX_BODY: usize = 64 * 1024;
+mod exchange;
 
 /// A URL to request through proxies, parsed once.
 #[derive(Clone, Debug)]
@@ -110,7 +108,14 @@ impl Checker {
                 failure: Some(failure),
             },
             Ok((status, body)) => {
-                let failure = if status != expect.status {
+                // An answer the runtime saw only after the deadline (a loaded machine polls
+                // late) is still too late: within `timeout_ms` passes, later fails.
+                let failure = if u128::from(latency_ms) >= self.timeout.as_millis() {
+                    Some(format!(
+                        "answered after the timeout ({latency_ms} ms, timeout {} ms)",
+                        self.timeout.as_millis()
+                    ))
+                } else if status != expect.status {
                     Some(format!("status {status}, expected {}", expect.status))
                 } else if let Some(needle) = &expect.body {
                     (!contains(&body, needle.as_bytes())).then(|| "body mismatch".to_string())
@@ -154,18 +159,12 @@ impl Checker {
                 .await
                 .map_err(|e| format!("connect: {e}"))?;
             let local = io.inner().local_addr().map(|a| a.ip()).ok();
-            let request = http::Request::builder()
-                .uri(&judge.path_and_query)
-                .header(http::header::HOST, &judge.authority)
-                .header(http::header::USER_AGENT, USER_AGENT)
-                .header(http::header::CONNECTION, "close")
-                .body(Empty::<Bytes>::new())
-                .map_err(|e| format!("request: {e}"))?;
+            let head = request_head(&judge.path_and_query, &judge.authority, USER_AGENT, None);
             let (status, body) = if judge.https {
                 let tls = self.tls_to(judge, io).await?;
-                exchange(TokioIo::new(tls), request).await?
+                exchange(tls, &head).await?
             } else {
-                exchange(io, request).await?
+                exchange(io.into_inner(), &head).await?
             };
             if status != 200 {
                 return Err(format!("the judge answered {status}"));
@@ -227,7 +226,12 @@ impl Checker {
                 .map_err(|e| format!("connect: {e}"))?,
             Protocol::Http | Protocol::Https => {
                 let mut tunnel = Tunnel::new(proxy_uri, http);
-                if let Some(auth) = basic_auth(proxy) {
+                let header = basic_auth(proxy).and_then(|a| {
+                    let mut v = http::HeaderValue::from_str(&a).ok()?;
+                    v.set_sensitive(true);
+                    Some(v)
+                });
+                if let Some(auth) = header {
                     tunnel = tunnel.with_auth(auth);
                 }
                 tunnel
@@ -250,70 +254,32 @@ impl Checker {
                     .map_err(|e| format!("SOCKS5: {e:?}"))?
             }
         };
-        let mut request = http::Request::builder()
-            .header(http::header::HOST, &target.authority)
-            .header(http::header::USER_AGENT, USER_AGENT)
-            .header(http::header::CONNECTION, "close");
-        if forward {
-            request = request.uri(target.absolute_uri());
-            if let Some(auth) = basic_auth(proxy) {
-                request = request.header(http::header::PROXY_AUTHORIZATION, auth);
-            }
+        let auth = basic_auth(proxy);
+        let head = if forward {
+            request_head(
+                &target.absolute_uri(),
+                &target.authority,
+                USER_AGENT,
+                auth.as_deref(),
+            )
         } else {
-            request = request.uri(&target.path_and_query);
-        }
-        let request = request
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("request: {e}"))?;
+            request_head(&target.path_and_query, &target.authority, USER_AGENT, None)
+        };
         if target.https {
             let tls = self.tls_to(target, io).await?;
-            exchange(TokioIo::new(tls), request).await
+            exchange(tls, &head).await
         } else {
-            exchange(io, request).await
+            exchange(io.into_inner(), &head).await
         }
     }
 }
 
-/// Sends one request on a fresh HTTP/1.1 connection and reads the capped body. The connection
-/// is driven in this future (not spawned), so dropping it on timeout closes everything.
-async fn exchange<IO>(io: IO, request: http::Request<Empty<Bytes>>) -> Result<(u16, Bytes), String>
-where
-    IO: Read + Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let work = async move {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("no valid answer: {e}"))?;
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        Ok::<_, String>((status, body))
-    };
-    tokio::pin!(work);
-    tokio::pin!(conn);
-    tokio::select! {
-        r = &mut work => r,
-        c = &mut conn => match c {
-            Ok(()) => work.await,
-            Err(e) => Err(format!("connection: {e}")),
-        },
-    }
-}
-
-fn basic_auth(proxy: &Endpoint) -> Option<http::HeaderValue> {
+/// `Basic base64(user:pass)` for a proxy with credentials.
+fn basic_auth(proxy: &Endpoint) -> Option<String> {
     let c = proxy.credentials.as_ref()?;
     let token =
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
-    let mut value = http::HeaderValue::from_str(&format!("Basic {token}")).ok()?;
-    value.set_sensitive(true);
-    Some(value)
+    Some(format!("Basic {token}"))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
