@@ -1,9 +1,12 @@
-//! `proxyvisor-bench <classify|serve|monitors|gateway|all> [--runs N]`: measures the `proxyvisor` service binary on
+//! `proxyvisor-bench <classify|round|serve|monitors|gateway|all> [--runs N]`: measures the `proxyvisor` service binary on
 //! loopback and prints the results as Markdown, for the README.
 //!
 //! * `classify` starts a farm of 5,000 HTTP proxies of mixed behaviour in this process (the test
 //!   farm of `tests/support`), serves their list from a loopback source, runs the service on it
 //!   and times how long it takes until every proxy has been classified.
+//! * `round` does the same with the list of issue 14 (a fifth good, half refused, 750 that can
+//!   only time out; timeout 3 s, concurrency 500), measuring its round against both bounds and
+//!   the serving latency while it runs.
 //! * `serve` fills a SQLite store with 10,000 serving proxies, runs the service on it and drives
 //!   `/health` and `/api/proxy/alive?count=100` over keep-alive HTTP/1.1 connections, in
 //!   alternating phases.
@@ -48,6 +51,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Part {
     Classify,
+    Round,
     Serve,
     Monitors,
     Gateway,
@@ -112,7 +118,10 @@ async fn run(args: Args) -> Result<()> {
     let runs = args.runs as usize;
     print_machine_facts(&binary, runs);
     if matches!(args.part, Part::Classify | Part::All) {
-        classify(&binary, runs).await?;
+        classify(&binary, runs, &CLASSIFY).await?;
+    }
+    if matches!(args.part, Part::Round | Part::All) {
+        classify(&binary, runs, &ROUND).await?;
     }
     if matches!(args.part, Part::Serve | Part::All) {
         serve(&binary, runs).await?;

@@ -25,7 +25,18 @@ pub(crate) struct Service {
 impl Service {
     /// Spawns `binary --config config` with `RUST_LOG=warn`, its output going to `log`.
     pub(crate) fn start(binary: &Path, config: &Path, port: u16, log: PathBuf) -> Result<Service> {
-        let process = Process::start(binary, config, port, log, "warn")?;
+        Self::start_logging(binary, config, port, log, "warn")
+    }
+
+    /// `start` with this `RUST_LOG`.
+    pub(crate) fn start_logging(
+        binary: &Path,
+        config: &Path,
+        port: u16,
+        log: PathBuf,
+        rust_log: &str,
+    ) -> Result<Service> {
+        let process = Process::start(binary, config, port, log, rust_log)?;
         Ok(Service { process, port })
     }
 
@@ -189,13 +200,16 @@ pub(crate) fn get_request(port: u16, path: &str) -> Result<Request<Empty<Bytes>>
 /// A free port on 127.0.0.1 that is none of `avoid` (the farm's, whose refusing proxies have
 /// given theirs back).
 pub(crate) fn free_port(avoid: &HashSet<u16>) -> Result<u16> {
-    for _ in 0..100 {
-        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
+    // The ports tried stay bound until one is found, so the kernel offers a new one each time
+    // (the refusing proxies of a farm gave back a block of ports it would offer again).
+    let mut tried = Vec::new();
+    for _ in 0..=avoid.len() + 100 {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
         if !avoid.contains(&port) {
             return Ok(port);
         }
+        tried.push(listener);
     }
     Err("no free port on 127.0.0.1".into())
 }
