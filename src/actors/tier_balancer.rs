@@ -155,12 +155,25 @@ impl TierBalancer {
             self.last_progress = now;
             if !self.in_flight.is_empty() || self.round_checked > 0 {
                 let c = self.shared.snapshot().counts;
+                let round = (self.round.as_ref())
+                    .map(|r| {
+                        format!(
+                            "round: {} of {} checked, {} passed; ",
+                            r.checked,
+                            r.checked + c.fresh as u64,
+                            r.passed
+                        )
+                    })
+                    .unwrap_or_default();
+                let parked = (self.shared.checks_parked).load(std::sync::atomic::Ordering::Relaxed);
                 log::info!(
-                    "validation: {} checked ({} passed) in the last {} s, {} in flight; \
-                     pool: {} primary, {} standby, {} emergency, {} fresh, {} dead",
+                    "validation: {round}{} checked ({} passed) in the last {} s ({:.0}/s), {} in \
+                     flight ({parked} parked); pool: {} primary, {} standby, {} emergency, {} \
+                     fresh, {} dead",
                     self.round_checked,
                     self.round_passed,
                     PROGRESS_EVERY.as_secs(),
+                    self.round_checked as f64 / PROGRESS_EVERY.as_secs_f64(),
                     self.in_flight.len(),
                     c.primary,
                     c.standby,
