@@ -44,6 +44,9 @@ pub enum StartError {
 }
 
 pub struct Application {
+    /// With SQLite: the lock that keeps a second process off the same file, held while the
+    /// application lives.
+    _single: Option<std::fs::File>,
     port: u16,
     server: Server,
     gateway: Option<crate::gateway::Gateway>,
@@ -57,6 +60,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Application, StartError> {
         let config = Arc::new(config);
         let url = config.database.url.clone();
+        let single = lock_sqlite_file(&url)?;
         let now = now_ms();
         let managed: Vec<ManagedRow> = (config.defs.managed.iter())
             .map(|d| ManagedRow::new(d, "config", now))
@@ -185,6 +189,7 @@ impl Application {
             None => None,
         };
         Ok(Application {
+            _single: single,
             port,
             server,
             gateway,
@@ -280,6 +285,39 @@ async fn shutdown_signal() -> &'static str {
             log::warn!("cannot listen for SIGTERM/SIGINT; stop with the server handle");
             std::future::pending().await
         }
+    }
+}
+
+/// With SQLite, one process per file: an exclusive lock on `FILE.lock` beside it, taken before
+/// the store is opened. A second process on the same file stops here with one line (several
+/// instances share a PostgreSQL database instead).
+fn lock_sqlite_file(url: &str) -> Result<Option<std::fs::File>, StartError> {
+    let Ok(crate::store::Backend::Sqlite(path)) = crate::store::Backend::from_url(url) else {
+        return Ok(None);
+    };
+    let lock = std::path::PathBuf::from(format!("{}.lock", path.display()));
+    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StartError::Other(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| StartError::Other(format!("cannot open {}: {e}", lock.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Other(format!(
+            "{} is in use by another proxyvisor process (locked: {}); a SQLite store serves one \
+             instance, run several on PostgreSQL",
+            path.display(),
+            lock.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StartError::Other(format!(
+            "cannot lock {}: {e}",
+            lock.display()
+        ))),
     }
 }
 

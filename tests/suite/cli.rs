@@ -102,3 +102,67 @@ async fn a_generated_admin_token_is_stored_0600_and_kept() {
     assert_eq!(again.status(), 202);
     assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
 }
+
+/// SQLite serves one instance: a second process on the same file stops at once with one line
+/// naming the file (exit 1), and the first goes on serving; once the first has stopped, the
+/// file can be opened again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_sqlite_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pv.db");
+    let config = format!(
+        "sources = []\n[database]\nurl = \"sqlite://{}\"\n",
+        db.display()
+    );
+    let mut first = crate::support::process::ServiceProcess::start(&config, "", "info").await;
+    let second = format!(
+        "{config}[server]\nbind = \"127.0.0.1:{}\"\n",
+        crate::support::process::free_port()
+    );
+    let path = dir.path().join("second.toml");
+    std::fs::write(&path, second).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proxyvisor"))
+        .arg("--config")
+        .arg(&path)
+        .env_remove("DATABASE_URL")
+        .env_remove("PORT")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must stop by itself; one that started serving is killed and the test fails.
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().ok();
+            child.wait().ok();
+            break None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut stderr).ok();
+    }
+    let code = status.map(|s| s.code());
+    assert_eq!(
+        code,
+        Some(Some(1)),
+        "the second process did not refuse: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let refusal: Vec<&&str> = (lines.iter())
+        .filter(|l| l.contains("in use by another proxyvisor process"))
+        .collect();
+    assert_eq!(refusal.len(), 1, "{stderr}");
+    assert!(refusal[0].contains(&db.display().to_string()), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let client = crate::support::app::http_client();
+    let health = client.get(first.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(first.terminate().await.success());
+    let mut again = crate::support::process::ServiceProcess::start(&config, "", "info").await;
+    assert!(again.terminate().await.success());
+}
