@@ -18,3 +18,13 @@ pub fn rfc3339(ms: i64) -> String {
 pub fn rfc3339_opt(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339)
 }
+
+/// Milliseconds on a monotonic clock since the first call in this process: for deadlines that
+/// a change of the wall clock must not move (a leader's own idea of its lease).
+pub fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}

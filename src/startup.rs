@@ -91,6 +91,36 @@ impl Application {
         let geoip = open_geoip(&config).await?;
         let admin_token = admin_token(&config, &store.backend().data_dir())?;
         raise_open_files_limit(config.validation.concurrency);
+        let addr = config
+            .bind_addr()
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        let listener = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartError::Other(e.to_string()))?
+            .port();
+        let (instance_id, instance_address) = instance_names(&config, addr, port);
+        let cluster_store = match store.backend() {
+            crate::store::Backend::Postgres(url) => {
+                let patience = (config.cluster.heartbeat_secs * 2000.0) as u64;
+                Some(Arc::new(crate::store::cluster::ClusterStore::new(
+                    url,
+                    patience.max(1000),
+                )))
+            }
+            crate::store::Backend::Sqlite(_) => None,
+        };
+        let leadership = match cluster_store {
+            Some(_) => crate::published::cluster::Leadership::elected(),
+            None => crate::published::cluster::Leadership::single(),
+        };
+        let mut cluster = crate::published::cluster::ClusterView::single(instance_id);
+        if cluster_store.is_some() {
+            cluster.role = crate::domain::cluster::Role::Follower;
+        }
         let snapshot = PoolSnapshot::build(records.iter(), Counters::default(), now_ms(), None);
         let board = StatusBoard::default();
         board.store(|s| {
@@ -109,6 +139,10 @@ impl Application {
             checks_running: Default::default(),
             checks_queued: Default::default(),
             checks_parked: Default::default(),
+            cluster: arc_swap::ArcSwap::from_pointee(cluster),
+            leadership,
+            instance_address,
+            cluster_store,
             board,
             registry: Default::default(),
             store,
@@ -151,6 +185,16 @@ impl Application {
                 start: SourceFetcher::start,
             },
         ];
+        let mut specs = specs;
+        if shared.cluster_store.is_some() {
+            specs.insert(
+                0,
+                ChildSpec {
+                    name: crate::actors::coordinator::NAME,
+                    start: crate::actors::coordinator::Coordinator::start,
+                },
+            );
+        }
         let supervisor = Supervisor::new(shared.clone(), specs).start();
         shared
             .registry
@@ -161,17 +205,6 @@ impl Application {
             .stop_children
             .set(supervisor.clone().recipient());
 
-        let addr = config
-            .bind_addr()
-            .map_err(|e| StartError::Other(e.to_string()))?;
-        let listener = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| StartError::Other(e.to_string()))?
-            .port();
         let server =
             crate::api::server(shared.clone(), listener).map_err(|source| StartError::Bind {
                 addr: addr.to_string(),
@@ -266,6 +299,16 @@ impl Application {
             .supervisor
             .send(crate::bus::messages::StopChildren)
             .await;
+        if let Some(cluster) = self.shared.cluster_store.clone() {
+            let me = self.shared.cluster.load().instance_id.clone();
+            let left = tokio::task::spawn_blocking(move || cluster.leave(&me));
+            match tokio::time::timeout(limit, left).await {
+                Ok(Ok(Some(Ok(())))) => log::info!("shutdown: left the cluster (lease given up)"),
+                _ => {
+                    log::warn!("shutdown: could not tell the cluster; the lease runs out by itself")
+                }
+            }
+        }
         result
     }
 }
@@ -286,6 +329,23 @@ async fn shutdown_signal() -> &'static str {
             std::future::pending().await
         }
     }
+}
+
+/// This instance's id (`cluster.instance_id`, or `hostname:port`) and the address the others
+/// see (`host:port`: the bound address, or the hostname when bound to every interface).
+fn instance_names(config: &Config, addr: std::net::SocketAddr, port: u16) -> (String, String) {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let id = (config.cluster.instance_id.clone()).unwrap_or_else(|| format!("{hostname}:{port}"));
+    let host = if addr.ip().is_unspecified() {
+        hostname
+    } else {
+        addr.ip().to_string()
+    };
+    (id, format!("{host}:{port}"))
 }
 
 /// With SQLite, one process per file: an exclusive lock on `FILE.lock` beside it, taken before

@@ -27,6 +27,14 @@ pub struct Shared {
     pub monitors: ArcSwap<crate::published::monitors::MonitorsView>,
     /// Published by the Accountant: gateway traffic today and this month.
     pub usage: ArcSwap<crate::published::usage::UsageView>,
+    /// Published by the Coordinator (with SQLite: `single` from the start).
+    pub cluster: ArcSwap<crate::published::cluster::ClusterView>,
+    /// Whether this instance runs the singletons now.
+    pub leadership: crate::published::cluster::Leadership,
+    /// How the other instances reach this one (`host:port`), as the `instances` table shows it.
+    pub instance_address: String,
+    /// The cluster's own connection (PostgreSQL only).
+    pub cluster_store: Option<Arc<crate::store::cluster::ClusterStore>>,
     /// Counted by the gateway.
     pub gateway: crate::published::gateway::GatewayStats,
     pub board: StatusBoard,

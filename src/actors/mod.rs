@@ -4,6 +4,7 @@
 pub mod accountant;
 pub mod alerter;
 pub mod allocator;
+pub mod coordinator;
 pub mod resurrection_manager;
 pub mod service_monitor;
 pub mod source_fetcher;
@@ -107,6 +108,7 @@ macro_rules! controlled {
     ($actor:ty, $name:expr, [$($port:ident),* $(,)?]) => {
         impl $crate::actors::Supervised for $actor {
             const NAME: &'static str = $name;
+            #[allow(unused_variables)] // an actor without ports
             fn register(addr: &actix::Addr<Self>, r: &$crate::bus::registry::Registry) {
                 $(r.$port.set(addr.clone().recipient());)*
             }

@@ -145,6 +145,19 @@ pub fn render(shared: &Shared) -> String {
     let k = snap.counters;
     let tiers = &shared.config.tiers;
 
+    // The cluster.
+    t.single(
+        "proxyvisor_leader",
+        "gauge",
+        "1 while this instance leads (runs sources, resurrection, repairs, alert deliveries, the \
+         daily report): always with SQLite, with PostgreSQL while it holds the lease.",
+        if super::cluster::role(shared).leads() {
+            1.0
+        } else {
+            0.0
+        },
+    );
+
     // The pool.
     t.family(
         "proxyvisor_proxies",

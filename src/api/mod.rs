@@ -5,6 +5,7 @@ pub mod admin;
 pub mod alerts;
 pub mod auth;
 pub mod body;
+pub mod cluster;
 pub mod dashboard;
 pub mod error;
 pub mod leases;

@@ -368,6 +368,9 @@ pub struct Health {
     /// Each configured channel (`telegram`, `email`).
     alert_channels: BTreeMap<&'static str, ChannelStatus>,
     gateway: super::usage::GatewayHealth,
+    /// This instance's role among the instances on one PostgreSQL database (`single` with
+    /// SQLite), the others, and the last handover.
+    cluster: super::cluster::ClusterHealth,
     checked_at: String,
 }
 
@@ -452,6 +455,7 @@ async fn comprehensive(shared: web::Data<Shared>) -> HttpResponse {
         },
         alert_channels,
         gateway: super::usage::gateway_health(&shared),
+        cluster: super::cluster::cluster_health(&shared),
         checked_at: rfc3339(crate::clock::now_ms()),
     };
     if critical {

@@ -8,3 +8,4 @@ pub const SERVICE_MONITOR: &str = "service_monitor";
 pub const ALERTER: &str = "alerter";
 pub const ALLOCATOR: &str = "allocator";
 pub const ACCOUNTANT: &str = "accountant";
+pub const COORDINATOR: &str = "coordinator";

@@ -7,6 +7,7 @@
 //! checks of every section (the alert channels' included); `definitions`: what validation
 //! yields; `schema`: what the API document says of the tables it takes as bodies.
 
+mod cluster;
 mod definitions;
 mod gateway;
 mod load;
@@ -14,6 +15,7 @@ mod schema;
 mod sections;
 mod validate;
 
+pub use cluster::ClusterConfig;
 pub use definitions::{monitor_def, Definitions};
 pub use gateway::GatewaySettings;
 pub use schema::{API_BASE_PATTERN, HTTP_URL_PATTERN, ID_PATTERN, NOT_BLANK_PATTERN};
@@ -60,6 +62,7 @@ pub struct Config {
     pub supervision: SupervisionConfig,
     pub geoip: GeoIpConfig,
     pub gateway: GatewayConfig,
+    pub cluster: ClusterConfig,
     /// What validation yields (empty until `validate` ran).
     #[serde(skip)]
     pub defs: Definitions,

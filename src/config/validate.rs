@@ -11,6 +11,7 @@ impl Config {
     /// Checks every value, and keeps what the checks yield in `defs` (see [`Definitions`]).
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        self.cluster.validate()?;
         if !(0.0..=300.0).contains(&self.server.drain_secs) {
             return Err(invalid(
                 "server.drain_secs",

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod anonymity;
 pub mod check;
 pub mod choice;
+pub mod cluster;
 pub mod gateway;
 pub mod health;
 pub mod leases;

@@ -3,6 +3,7 @@
 //! status board) behind a lock held only for a copy.
 
 pub mod board;
+pub mod cluster;
 pub mod gateway;
 pub mod loads;
 pub mod monitors;

@@ -108,6 +108,7 @@ macro_rules! on_conn {
 
 // After `on_conn!`, which they use.
 pub mod alerts;
+pub mod cluster;
 pub mod monitors;
 pub mod pool;
 pub mod usage;

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const ACTORS: [&str; 8] = [
+/// Every supervised actor on PostgreSQL (the coordinator runs only there).
+const ACTORS: [&str; 9] = [
+    "coordinator",
     "tier_balancer",
     "validator_pool",
     "resurrection_manager",

@@ -8,6 +8,7 @@ mod alerts;
 mod browser;
 mod chaos;
 mod cli;
+mod cluster;
 mod contract;
 mod crash_safety;
 mod farm_selftest;

@@ -36,6 +36,8 @@ pub enum Kind {
     /// Gateway traffic's cost today passed a limit (a proxy's `daily_cost_limit` or
     /// `gateway.cost_alert_daily`).
     Cost,
+    /// An instance of the cluster stopped telling it is alive (raised by the leader).
+    Cluster,
     DailyReport,
     Test,
 }
@@ -54,6 +56,7 @@ impl Kind {
             Kind::ManagedProxyStatus => "managed_proxy_status",
             Kind::ActorFailed => "actor_failed",
             Kind::Cost => "cost",
+            Kind::Cluster => "cluster",
             Kind::DailyReport => "daily_report",
             Kind::Test => "test",
         }
@@ -83,7 +86,7 @@ pub struct AlertEvent {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::ServiceDown,
         Kind::ServiceDegraded,
         Kind::RepairStarted,
@@ -95,6 +98,7 @@ impl Kind {
         Kind::ManagedProxyStatus,
         Kind::ActorFailed,
         Kind::Cost,
+        Kind::Cluster,
         Kind::DailyReport,
         Kind::Test,
     ];

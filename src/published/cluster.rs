@@ -1,0 +1,107 @@
+//! The cluster as the Coordinator last saw it (health, metrics, the dashboard read it), and the
+//! leadership that every singleton asks before it acts.
+
+use crate::clock::mono_ms;
+use crate::domain::cluster::{Instance, Role};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Published by the Coordinator after each heartbeat.
+#[derive(Clone, Debug)]
+pub struct ClusterView {
+    pub instance_id: String,
+    pub role: Role,
+    /// Who holds the lease now (none while it is free).
+    pub leader_id: Option<String>,
+    pub term: i64,
+    /// Every instance seen within a day, with the database's clock at that heartbeat.
+    pub instances: Vec<Instance>,
+    pub db_now: i64,
+    pub last_handover: Option<Handover>,
+    /// The last heartbeat reached the database.
+    pub reachable: bool,
+}
+
+impl ClusterView {
+    /// The only instance there is (SQLite).
+    pub fn single(instance_id: String) -> ClusterView {
+        ClusterView {
+            instance_id,
+            role: Role::Single,
+            leader_id: None,
+            term: 0,
+            instances: Vec::new(),
+            db_now: 0,
+            last_handover: None,
+            reachable: true,
+        }
+    }
+}
+
+/// The last change of leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handover {
+    /// When the new term began (database clock).
+    pub at: i64,
+    pub term: i64,
+    /// The leader before (none for the first one).
+    pub from: Option<String>,
+    pub to: String,
+}
+
+/// Whether this instance may act as the leader now: granted by each renewed lease until a
+/// heartbeat before it ends, so a leader that can no longer renew stops by itself before any
+/// other instance can take over.
+pub struct Leadership {
+    single: bool,
+    /// On `clock::mono_ms`.
+    until: AtomicU64,
+    term: AtomicI64,
+}
+
+impl Leadership {
+    /// Always leads (SQLite: there is no other instance).
+    pub fn single() -> Leadership {
+        Leadership {
+            single: true,
+            until: AtomicU64::new(u64::MAX),
+            term: AtomicI64::new(0),
+        }
+    }
+
+    /// Leads only while a lease is granted.
+    pub fn elected() -> Leadership {
+        Leadership {
+            single: false,
+            until: AtomicU64::new(0),
+            term: AtomicI64::new(0),
+        }
+    }
+
+    pub fn leads(&self) -> bool {
+        self.single || mono_ms() < self.until.load(Ordering::Acquire)
+    }
+
+    pub fn is_single(&self) -> bool {
+        self.single
+    }
+
+    /// The term this instance leads in (0: none).
+    pub fn term(&self) -> i64 {
+        if self.leads() {
+            self.term.load(Ordering::Acquire)
+        } else {
+            0
+        }
+    }
+
+    pub fn grant(&self, term: i64, until_mono_ms: u64) {
+        self.term.store(term, Ordering::Release);
+        self.until.store(until_mono_ms, Ordering::Release);
+    }
+
+    pub fn revoke(&self) {
+        if !self.single {
+            self.until.store(0, Ordering::Release);
+        }
+    }
+}

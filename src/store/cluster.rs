@@ -1,0 +1,229 @@
+//! The cluster's rows in PostgreSQL: the leader's lease (taken and renewed with a conditional
+//! UPDATE, its term growing at each change of leader) and the instances' heartbeats. Times are
+//! the database's clock (`clock_timestamp()`), the same for every instance.
+//!
+//! The coordinator has a connection of its own, outside the store's pool: a pool busy with
+//! writes or waiting for a dead server must not delay a heartbeat. Its keep-alives, TCP user
+//! timeout and statement timeout make a cut connection fail within seconds rather than hang;
+//! a beat still stuck on it makes the next one skip (the lease then runs out by itself).
+
+use super::StoreError;
+use crate::domain::cluster::{Instance, Lease};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use std::sync::Mutex;
+
+/// The database's clock, in Unix milliseconds.
+const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+/// Rows of instances not seen for this long are deleted.
+const FORGET_AFTER_MS: i64 = 24 * 3600 * 1000;
+
+pub struct ClusterStore {
+    url: String,
+    conn: Mutex<Option<PgConnection>>,
+}
+
+/// What one heartbeat learned.
+#[derive(Debug)]
+pub struct Beat {
+    /// This instance holds the lease (taken or renewed by this beat).
+    pub leading: bool,
+    pub lease: Lease,
+    /// Every instance seen within a day, by id.
+    pub instances: Vec<Instance>,
+    /// The database's clock at the end of the beat.
+    pub now: i64,
+}
+
+#[derive(QueryableByName)]
+struct TermRow {
+    #[diesel(sql_type = BigInt)]
+    #[allow(dead_code)]
+    term: i64,
+}
+
+#[derive(QueryableByName)]
+struct LeaseRow {
+    #[diesel(sql_type = Text)]
+    leader_id: String,
+    #[diesel(sql_type = BigInt)]
+    term: i64,
+    #[diesel(sql_type = BigInt)]
+    expires_at: i64,
+    #[diesel(sql_type = BigInt)]
+    elected_at: i64,
+    #[diesel(sql_type = Text)]
+    previous_leader: String,
+    #[diesel(sql_type = BigInt)]
+    now: i64,
+}
+
+#[derive(QueryableByName)]
+struct InstanceRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    address: String,
+    #[diesel(sql_type = Text)]
+    version: String,
+    #[diesel(sql_type = Text)]
+    role: String,
+    #[diesel(sql_type = BigInt)]
+    started_at: i64,
+    #[diesel(sql_type = BigInt)]
+    last_seen: i64,
+}
+
+/// `url` with connection settings that make a dead server or a cut network an error within
+/// seconds (the user's own settings in the URL come first and win).
+fn with_timeouts(url: &str, timeout_ms: u64) -> String {
+    let secs = timeout_ms.div_ceil(1000).max(1);
+    let settings = format!(
+        "connect_timeout={secs}&keepalives=1&keepalives_idle=1&keepalives_interval=1&\
+         keepalives_count={secs}&tcp_user_timeout={timeout_ms}&\
+         options=-c%20statement_timeout%3D{timeout_ms}"
+    );
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joiner}{settings}")
+}
+
+impl ClusterStore {
+    /// For the database at `url`; every statement and connection attempt gives up after
+    /// `timeout_ms`.
+    pub fn new(url: &str, timeout_ms: u64) -> ClusterStore {
+        ClusterStore {
+            url: with_timeouts(url, timeout_ms),
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` on the connection, connecting first when there is none; a failed statement
+    /// drops the connection (the next call connects again). `None`: an earlier call still
+    /// holds it.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Option<Result<T, StoreError>> {
+        let mut slot = self.conn.try_lock().ok()?;
+        if slot.is_none() {
+            match PgConnection::establish(&self.url) {
+                Ok(c) => *slot = Some(c),
+                Err(e) => return Some(Err(StoreError::Connect(e.to_string()))),
+            }
+        }
+        let conn = slot.as_mut()?;
+        let result = f(conn);
+        if result.is_err() {
+            *slot = None;
+        }
+        Some(result)
+    }
+
+    /// One heartbeat of instance `me`: takes the lease when it is free or expired (or renews
+    /// it when `me` holds it) for `lease_ms`, writes `me`'s row with the role that gives, and
+    /// reads the lease and the instances. `None`: the previous beat is still waiting.
+    pub fn beat(&self, me: &Instance, lease_ms: u64) -> Option<Result<Beat, StoreError>> {
+        self.with_conn(|c| {
+            let taken: Vec<TermRow> = diesel::sql_query(format!(
+                "UPDATE cluster_lease SET \
+                   term = CASE WHEN leader_id = $1 AND expires_at > n.now THEN term ELSE term + 1 END, \
+                   previous_leader = CASE WHEN leader_id = $1 AND expires_at > n.now \
+                     THEN previous_leader ELSE leader_id END, \
+                   elected_at = CASE WHEN leader_id = $1 AND expires_at > n.now \
+                     THEN elected_at ELSE n.now END, \
+                   leader_id = $1, \
+                   expires_at = n.now + $2 \
+                 FROM (SELECT {DB_NOW} AS now) n \
+                 WHERE name = 'leader' AND (leader_id = $1 OR expires_at <= n.now) \
+                 RETURNING term"
+            ))
+            .bind::<Text, _>(&me.id)
+            .bind::<BigInt, _>(lease_ms as i64)
+            .get_results(c)?;
+            let leading = !taken.is_empty();
+            let role = if leading { "leader" } else { "follower" };
+            diesel::sql_query(format!(
+                "INSERT INTO instances (id, address, version, role, started_at, last_seen) \
+                 VALUES ($1, $2, $3, $4, $5, {DB_NOW}) \
+                 ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, \
+                   version = EXCLUDED.version, role = EXCLUDED.role, \
+                   started_at = EXCLUDED.started_at, last_seen = EXCLUDED.last_seen"
+            ))
+            .bind::<Text, _>(&me.id)
+            .bind::<Text, _>(&me.address)
+            .bind::<Text, _>(&me.version)
+            .bind::<Text, _>(role)
+            .bind::<BigInt, _>(me.started_at)
+            .execute(c)?;
+            diesel::sql_query(format!(
+                "DELETE FROM instances WHERE last_seen < {DB_NOW} - {FORGET_AFTER_MS}"
+            ))
+            .execute(c)?;
+            let lease: LeaseRow = diesel::sql_query(format!(
+                "SELECT leader_id, term, expires_at, elected_at, previous_leader, {DB_NOW} AS now \
+                 FROM cluster_lease WHERE name = 'leader'"
+            ))
+            .get_result(c)?;
+            let instances: Vec<InstanceRow> = diesel::sql_query(
+                "SELECT id, address, version, role, started_at, last_seen FROM instances \
+                 ORDER BY id",
+            )
+            .get_results(c)?;
+            Ok(Beat {
+                leading,
+                now: lease.now,
+                lease: Lease {
+                    leader_id: lease.leader_id,
+                    term: lease.term,
+                    expires_at: lease.expires_at,
+                    elected_at: lease.elected_at,
+                    previous_leader: lease.previous_leader,
+                },
+                instances: instances
+                    .into_iter()
+                    .map(|r| Instance {
+                        id: r.id,
+                        address: r.address,
+                        version: r.version,
+                        role: r.role,
+                        started_at: r.started_at,
+                        last_seen: r.last_seen,
+                    })
+                    .collect(),
+            })
+        })
+    }
+
+    /// At shutdown: gives the lease up (when `me` holds it) so another instance takes over at
+    /// its next beat, and marks `me` stopped.
+    pub fn leave(&self, me: &str) -> Option<Result<(), StoreError>> {
+        self.with_conn(|c| {
+            diesel::sql_query(
+                "UPDATE cluster_lease SET expires_at = 0 WHERE name = 'leader' AND leader_id = $1",
+            )
+            .bind::<Text, _>(me)
+            .execute(c)?;
+            diesel::sql_query("UPDATE instances SET role = 'stopped' WHERE id = $1")
+                .bind::<Text, _>(me)
+                .execute(c)?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timeouts_are_added_to_the_url() {
+        let u = super::with_timeouts("postgres://h/db", 2500);
+        assert!(u.starts_with("postgres://h/db?connect_timeout=3&"), "{u}");
+        assert!(u.contains("tcp_user_timeout=2500"), "{u}");
+        assert!(u.contains("statement_timeout%3D2500"), "{u}");
+        let u = super::with_timeouts("postgres://h/db?sslmode=disable", 1000);
+        assert!(
+            u.starts_with("postgres://h/db?sslmode=disable&connect_timeout=1&"),
+            "{u}"
+        );
+    }
+}

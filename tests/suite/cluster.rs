@@ -1,0 +1,181 @@
+//! Several instances on one PostgreSQL database (DESIGN.md § Cluster): three real processes of
+//! the binary, one leader chosen through the lease row, a handover within the failover time when
+//! the leader is killed, the followers answering all the while. Skipped (with a notice) when
+//! `TEST_DATABASE_URL` is unset.
+
+use crate::support::app::{http_client, postgres_db};
+use crate::support::process::ServiceProcess;
+use crate::support::wait;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const FAILOVER_SECS: f64 = 2.0;
+
+fn config(db: &str, id: &str) -> String {
+    format!(
+        "sources = []\n\
+         [database]\nurl = \"{db}\"\n\
+         [cluster]\ninstance_id = \"{id}\"\nfailover_secs = {FAILOVER_SECS}\nheartbeat_secs = 0.25\n"
+    )
+}
+
+async fn cluster_of(client: &reqwest::Client, svc: &ServiceProcess) -> Option<Value> {
+    let r = client
+        .get(svc.url("/api/health/comprehensive"))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = r.json().await.ok()?;
+    Some(body["cluster"].clone())
+}
+
+async fn leader_metric(client: &reqwest::Client, svc: &ServiceProcess) -> Option<f64> {
+    let text = client
+        .get(svc.url("/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    (text.lines())
+        .find_map(|l| l.strip_prefix("proxyvisor_leader "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The id of the one instance all of `svcs` name as leader, once they agree, each sees the
+/// others alive, and exactly one of them says it leads.
+async fn agreed_leader(client: &reqwest::Client, svcs: &[&ServiceProcess]) -> Option<String> {
+    let mut leaders = Vec::new();
+    let mut leading = 0;
+    for s in svcs {
+        let c = cluster_of(client, s).await?;
+        leaders.push(c["leader_id"].as_str()?.to_string());
+        leading += usize::from(c["role"] == "leader");
+        let alive = (c["instances"].as_array()?.iter())
+            .filter(|i| i["role"] == "leader" || i["role"] == "follower")
+            .count();
+        if alive != svcs.len() {
+            return None;
+        }
+    }
+    leaders.dedup();
+    (leaders.len() == 1 && leading == 1).then(|| leaders.remove(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_and_a_handover_within_the_failover_time_when_it_is_killed() {
+    let Some((db, _db)) = postgres_db("cluster_handover") else {
+        return;
+    };
+    let client = http_client();
+    let mut svcs = Vec::new();
+    for id in ["a", "b", "c"] {
+        svcs.push(ServiceProcess::start(&config(&db, id), "", "info").await);
+    }
+    let all: Vec<&ServiceProcess> = svcs.iter().collect();
+    let leader = wait::until("one leader all agree on", Duration::from_secs(20), || {
+        agreed_leader(&client, &all)
+    })
+    .await;
+    let index = ["a", "b", "c"]
+        .iter()
+        .position(|id| *id == leader)
+        .expect("the leader is one of them");
+    for (i, s) in svcs.iter().enumerate() {
+        let expected = if i == index { 1.0 } else { 0.0 };
+        assert_eq!(leader_metric(&client, s).await, Some(expected), "{i}");
+    }
+
+    // The followers answer every request while the leader dies and another takes over.
+    let mut killed = svcs.remove(index);
+    let urls: Vec<String> = (svcs.iter())
+        .map(|s| s.url("/api/proxy/alive?count=1"))
+        .collect();
+    let running = Arc::new(AtomicBool::new(true));
+    let (asked, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let loop_ = {
+        let (client, running, asked, failed) = (
+            client.clone(),
+            running.clone(),
+            asked.clone(),
+            failed.clone(),
+        );
+        tokio::spawn(async move {
+            while running.load(Ordering::SeqCst) {
+                for u in &urls {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    let ok = match client.get(u).send().await {
+                        Ok(r) => r.status().is_success(),
+                        Err(_) => false,
+                    };
+                    if !ok {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    killed.kill9().await;
+    let killed_at = Instant::now();
+    let rest: Vec<&ServiceProcess> = svcs.iter().collect();
+    let new_leader = wait::until("a new leader", Duration::from_secs(20), || async {
+        for s in &rest {
+            let c = cluster_of(&client, s).await?;
+            if c["role"] == "leader" {
+                return Some(c["instance_id"].as_str()?.to_string());
+            }
+        }
+        None
+    })
+    .await;
+    let took = killed_at.elapsed();
+    assert!(
+        took < Duration::from_secs_f64(FAILOVER_SECS + 1.0),
+        "the handover took {took:?}"
+    );
+    assert_ne!(new_leader, leader);
+    // Both survivors agree, and the dead one is shown gone.
+    let c = wait::until(
+        "the survivors to agree",
+        Duration::from_secs(10),
+        || async {
+            let a = cluster_of(&client, rest[0]).await?;
+            let b = cluster_of(&client, rest[1]).await?;
+            let same =
+                a["leader_id"] == new_leader.as_str() && b["leader_id"] == new_leader.as_str();
+            let gone = (a["instances"].as_array()?.iter())
+                .any(|i| i["id"] == leader.as_str() && i["role"] == "gone");
+            (same && gone).then_some(a)
+        },
+    )
+    .await;
+    assert_eq!(c["last_handover"]["from"], leader.as_str(), "{c}");
+    assert_eq!(c["last_handover"]["to"], new_leader.as_str(), "{c}");
+    assert!(c["term"].as_i64() >= Some(2), "{c}");
+    running.store(false, Ordering::SeqCst);
+    loop_.await.unwrap();
+    assert!(asked.load(Ordering::SeqCst) > 10);
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "a follower failed a request"
+    );
+
+    // The new leader told of the one that went: a `cluster` alert in the shared store.
+    let key = format!("instance:{leader}");
+    wait::until("a cluster alert", Duration::from_secs(10), || async {
+        let r = client.get(rest[0].url("/api/alerts")).send().await.ok()?;
+        let body: Value = r.json().await.ok()?;
+        (body["alerts"].as_array()?.iter())
+            .any(|a| a["kind"] == "cluster" && a["key"] == key.as_str())
+            .then_some(())
+    })
+    .await;
+    for s in svcs.iter_mut() {
+        assert!(s.terminate().await.success());
+    }
+}
