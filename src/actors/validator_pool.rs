@@ -172,10 +172,11 @@ impl ValidatorPool {
                 .store(queue.waiting.load(Ordering::Relaxed), Ordering::Relaxed);
             shared.checks_running.fetch_add(1, Ordering::Relaxed);
             let verdict = work.run_with(permit, job, Delivery::Early).await;
-            shared.checks_running.fetch_sub(1, Ordering::Relaxed);
+            // Handed over before it stops counting as running.
             if let Some(verdict) = verdict {
                 shared.registry.verdict.send(verdict);
             }
+            shared.checks_running.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }

@@ -555,16 +555,16 @@ fn drain_backlog(shared: &Arc<ProxyShared>, listener: TcpListener, b: Behaviour)
 }
 
 async fn handle_proxy_conn(shared: Arc<ProxyShared>, mut stream: TcpStream, b: Behaviour) {
-    let _open = shared.gauge.enter();
+    let mut open = Some(shared.gauge.enter());
     match b {
         // Never chosen for an accepted connection (Flapping is decided at accept); close if
         // it ever is.
         Behaviour::Refuse | Behaviour::Flapping => {}
-        Behaviour::Good => forward(&shared, stream).await,
+        Behaviour::Good => forward(&shared, stream, &mut open).await,
         Behaviour::Slow => {
             let slow = shared.slow_ms.load(Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(slow)).await;
-            forward(&shared, stream).await;
+            forward(&shared, stream, &mut open).await;
         }
         Behaviour::Blackhole => {
             // Never answers; what the client sends is read and dropped only to notice when it
@@ -642,8 +642,11 @@ fn upstream_of(req: &RequestHead) -> Option<(String, u16, Option<String>)> {
 }
 
 /// A working forward proxy: CONNECT tunnels, or absolute-form requests
-/// rewritten to origin-form with `Connection: close`.
-async fn forward(shared: &ProxyShared, mut client: TcpStream) {
+/// rewritten to origin-form with `Connection: close`. A forwarded request stops counting as
+/// open (`open` is dropped) once the first bytes of the answer have reached the client: the
+/// client may be done with it before the origin's close reaches this proxy, and a new request
+/// it makes then must not look like two at once.
+async fn forward(shared: &ProxyShared, mut client: TcpStream, open: &mut Option<GaugeGuard>) {
     let Some((req, leftover)) = read_request(&mut client).await else {
         return;
     };
@@ -727,7 +730,13 @@ async fn forward(shared: &ProxyShared, mut client: TcpStream) {
         std::future::pending::<()>().await
     };
     let response_side = async {
-        let _ = tokio::io::copy(&mut up_rd, &mut client_wr).await;
+        let mut first = [0u8; 4096];
+        if let Ok(n @ 1..) = tokio::io::AsyncReadExt::read(&mut up_rd, &mut first).await {
+            if client_wr.write_all(&first[..n]).await.is_ok() {
+                open.take();
+                let _ = tokio::io::copy(&mut up_rd, &mut client_wr).await;
+            }
+        }
         let _ = client_wr.shutdown().await;
     };
     tokio::select! {

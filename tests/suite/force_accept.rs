@@ -46,12 +46,29 @@ async fn force_accept_stops_the_round_and_serves_what_it_has() {
     assert!(body["cancelled"].as_u64().unwrap() > 10, "{body}");
     assert!(body["deferred"].as_u64().unwrap() > 10, "{body}");
 
-    // Nothing is queued or started again: the round is over.
-    let s = wait::until("the running checks to end", WAIT, || async {
+    // Nothing is queued or started again: the round is over. The verdicts of the checks
+    // that were running when it stopped come in a little after them: the count of fresh
+    // proxies is read once it has held still for half a second with nothing running.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut held: Option<(Value, std::time::Instant)> = None;
+    let s = loop {
         let s = stats(&app).await;
-        (s["checks_running"] == 0 && s["checks_queued"] == 0).then_some(s)
-    })
-    .await;
+        let idle = s["checks_running"] == 0 && s["checks_queued"] == 0;
+        let fresh = s["tiers"]["fresh"].clone();
+        match &held {
+            Some((f, since)) if idle && *f == fresh => {
+                if since.elapsed() >= Duration::from_millis(500) {
+                    break s;
+                }
+            }
+            _ => held = idle.then(|| (fresh, std::time::Instant::now())),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the running checks did not end: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let fresh = s["tiers"]["fresh"].as_u64().unwrap();
     assert!(fresh > 10, "{s}");
     let (_, again) = app.get_json("/api/ultra/stats").await;
