@@ -17,7 +17,7 @@ use crate::domain::alerts::{
 };
 use crate::published::board::ChannelState;
 use crate::state::Shared;
-use crate::store::alerts::{AlertRow, DeliveryRow, NewAlertRow, FAILED, PENDING, SENT};
+use crate::store::alerts::{AlertRow, DeliveryRow, NewAlertRow, Stored, FAILED, PENDING, SENT};
 use actix::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -63,7 +63,19 @@ pub struct Alerter {
     /// Alerts dropped because `unstored` was full.
     unstored_dropped: u64,
     storing_unstored: bool,
+    /// In a cluster: whether this instance led at the last tick (the outbox is reloaded from
+    /// the store when it starts leading, and now and then while it leads).
+    leading: bool,
+    last_reload: std::time::Instant,
+    /// A look for stored deliveries is on its way.
+    reloading: bool,
+    /// Deliveries finished here whose stored state may not have landed yet: a reload must not
+    /// take them for pending (kept a minute).
+    finished: HashMap<(i64, &'static str), std::time::Instant>,
 }
+
+/// In a cluster, how often the leader takes in deliveries that other instances stored.
+const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
 impl Alerter {
     pub fn start(shared: &Arc<Shared>, arbiter: &ArbiterHandle) -> Box<dyn Fn() -> bool> {
@@ -86,7 +98,35 @@ impl Alerter {
             unstored: Default::default(),
             unstored_dropped: 0,
             storing_unstored: false,
+            leading: false,
+            last_reload: std::time::Instant::now(),
+            reloading: false,
+            finished: HashMap::new(),
         }
+    }
+
+    /// In a cluster the leader alone delivers (and sends the daily report), and every instance
+    /// stores what it raises in the shared store, where an alert another instance stored first
+    /// folds (`Stored`). Every `RELOAD_EVERY`, and at once when this instance starts leading,
+    /// the open alerts and pending deliveries are reloaded from the store: so that this one
+    /// folds and closes what the others opened, and, leading, delivers what they stored and
+    /// what the leader before it had not delivered.
+    fn lead(&mut self, ctx: &mut Context<Self>) -> bool {
+        let lead = &self.shared.leadership;
+        if lead.is_single() {
+            return true;
+        }
+        let leads = lead.leads();
+        let started = leads && !self.leading;
+        if started || self.last_reload.elapsed() >= RELOAD_EVERY {
+            if started {
+                log::info!("{NAME}: this instance leads: it delivers the cluster's alerts");
+            }
+            self.last_reload = std::time::Instant::now();
+            self.reload_outbox(ctx, true);
+        }
+        self.leading = leads;
+        leads
     }
 
     /// Keeps an alert the store did not take, to store it when the store is back.
@@ -158,6 +198,12 @@ impl Alerter {
 
     /// Loads the outbox; while the store is away, tries again every second.
     fn load_outbox(&mut self, ctx: &mut Context<Self>) {
+        self.reload_outbox(ctx, false);
+    }
+
+    /// `periodic`: the leader's look for deliveries others stored: quiet, and not retried
+    /// (the next look comes soon).
+    fn reload_outbox(&mut self, ctx: &mut Context<Self>, periodic: bool) {
         let store = self.shared.store.clone();
         let load = async move {
             store
@@ -169,11 +215,28 @@ impl Alerter {
                 })
                 .await
         };
-        ctx.wait(load.into_actor(self).map(|r, act, ctx| match flatten(r) {
-            Ok((open, pending)) => act.load(open, pending),
-            Err(e) => {
-                log::error!("{NAME}: cannot load the outbox, retrying in 1 s: {e}");
-                ctx.run_later(RETRY_STORE, |act, ctx| act.load_outbox(ctx));
+        if !periodic {
+            ctx.wait(load.into_actor(self).map(|r, act, ctx| match flatten(r) {
+                Ok((open, pending)) => act.load(open, pending, None),
+                Err(e) => {
+                    log::error!("{NAME}: cannot load the outbox, retrying in 1 s: {e}");
+                    ctx.run_later(RETRY_STORE, |act, ctx| act.load_outbox(ctx));
+                }
+            }));
+            return;
+        }
+        // Beside the other work, never waited for (a store that is away must not hold the
+        // actor), one at a time, and not while alerts wait for the store.
+        if self.reloading || !self.unstored.is_empty() {
+            return;
+        }
+        self.reloading = true;
+        let since = now_ms();
+        ctx.spawn(load.into_actor(self).map(move |r, act, _| {
+            act.reloading = false;
+            match flatten(r) {
+                Ok((open, pending)) => act.load(open, pending, Some(since)),
+                Err(e) => log::debug!("{NAME}: cannot look for stored deliveries: {e}"),
             }
         }));
     }
@@ -182,8 +245,18 @@ impl Alerter {
         self.channels.iter().find(|c| c.name() == name)
     }
 
-    /// Reloads the open alerts and the pending deliveries.
-    fn load(&mut self, open: Vec<AlertRow>, pending: Vec<(DeliveryRow, i64)>) {
+    /// Reloads the open alerts and the pending deliveries (those already in the outbox stay as
+    /// they are: one may be on its way). `since`: a look while this instance runs, read from
+    /// that time on: quiet, and the open alerts raised here since are kept.
+    fn load(&mut self, open: Vec<AlertRow>, pending: Vec<(DeliveryRow, i64)>, since: Option<i64>) {
+        let quiet = since.is_some();
+        let recent: Vec<OpenAlert> = match since {
+            Some(t) => (self.open.iter())
+                .filter(|a| a.created_at >= t && !open.iter().any(|r| r.id == a.id))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
         self.open = open
             .into_iter()
             .filter_map(|r| {
@@ -196,19 +269,19 @@ impl Alerter {
                 })
             })
             .collect();
+        self.open.extend(recent);
         let mut orphans = Vec::new();
+        (self.finished).retain(|_, at| at.elapsed() < Duration::from_secs(60));
         for (row, created_at) in pending {
             match self.channel(&row.channel).map(|c| c.name()) {
+                Some(name) if self.finished.contains_key(&(row.alert_id, name)) => {}
                 Some(name) => {
-                    self.outbox.insert(
-                        (row.alert_id, name),
-                        Pending {
-                            attempts: row.attempts.max(0) as u32,
-                            next_at: row.next_attempt_at.unwrap_or(0),
-                            created_at,
-                            in_flight: false,
-                        },
-                    );
+                    self.outbox.entry((row.alert_id, name)).or_insert(Pending {
+                        attempts: row.attempts.max(0) as u32,
+                        next_at: row.next_attempt_at.unwrap_or(0),
+                        created_at,
+                        in_flight: false,
+                    });
                 }
                 None => orphans.push(DeliveryRow {
                     state: FAILED.into(),
@@ -235,6 +308,9 @@ impl Alerter {
                 });
                 let _ = marked.await;
             });
+        }
+        if quiet {
+            return;
         }
         log::info!(
             "{NAME}: channels: {}; {} open alerts, {} pending deliveries",
@@ -302,15 +378,42 @@ impl Alerter {
                 };
                 let names: Vec<&'static str> = self.channels.iter().map(|c| c.name()).collect();
                 let closing = close.clone();
+                let cooldown_ms = match e.kind {
+                    Kind::DailyReport => 0,
+                    _ => self.cooldown_ms,
+                };
                 let write = async move {
                     store
-                        .call(move |s| s.insert_alert(&row, &names, &closing))
+                        .call(move |s| s.insert_alert(&row, &names, &closing, cooldown_ms))
                         .await
                 };
                 Box::pin(write.into_actor(self).map(move |r, act, ctx| {
-                    let id = flatten(r)?;
+                    let stored = flatten(r)?;
                     act.open.retain(|a| !close.contains(&a.id));
-                    if opens {
+                    let (id, new) = match stored {
+                        Stored::New(id) => (id, true),
+                        Stored::Folded(id) => {
+                            log::info!(
+                                "{NAME}: alert {} {}: already stored by another instance (folded \
+                                 into #{id})",
+                                e.kind.as_str(),
+                                e.key
+                            );
+                            (id, false)
+                        }
+                        Stored::AlreadyClosed => {
+                            log::info!(
+                                "{NAME}: alert {} {}: another instance closed it already",
+                                e.kind.as_str(),
+                                e.key
+                            );
+                            return Ok(Raised {
+                                id: None,
+                                folded: true,
+                            });
+                        }
+                    };
+                    if opens && !act.open.iter().any(|a| a.id == id) {
                         act.open.push(OpenAlert {
                             id,
                             kind: e.kind,
@@ -319,22 +422,27 @@ impl Alerter {
                             repeats: 1,
                         });
                     }
-                    let names: Vec<&'static str> = act.channels.iter().map(|c| c.name()).collect();
-                    for name in names {
-                        act.outbox.insert(
-                            (id, name),
-                            Pending {
-                                attempts: 0,
-                                next_at: e.at,
-                                created_at: e.at,
-                                in_flight: false,
-                            },
-                        );
+                    if new {
+                        let names: Vec<&'static str> =
+                            act.channels.iter().map(|c| c.name()).collect();
+                        for name in names {
+                            act.outbox.insert(
+                                (id, name),
+                                Pending {
+                                    attempts: 0,
+                                    next_at: e.at,
+                                    created_at: e.at,
+                                    in_flight: false,
+                                },
+                            );
+                        }
                     }
-                    act.dispatch(ctx);
+                    if act.shared.leadership.leads() {
+                        act.dispatch(ctx);
+                    }
                     Ok(Raised {
                         id: Some(id),
-                        folded: false,
+                        folded: !new,
                     })
                 }))
             }
@@ -440,6 +548,8 @@ impl Alerter {
             Next::Sent => {
                 log::info!("{NAME}: alert #{id} → {channel}: sent (attempt {attempts})");
                 self.outbox.remove(&(id, channel));
+                self.finished
+                    .insert((id, channel), std::time::Instant::now());
                 row.state = SENT.into();
                 row.sent_at = Some(now);
             }
@@ -465,6 +575,8 @@ impl Alerter {
                     error.as_deref().unwrap_or_default()
                 );
                 self.outbox.remove(&(id, channel));
+                self.finished
+                    .insert((id, channel), std::time::Instant::now());
                 row.state = FAILED.into();
             }
         }
@@ -596,8 +708,10 @@ impl Actor for Alerter {
         self.prune(ctx);
         super::every(ctx, PRUNE_EVERY, |act, ctx| act.prune(ctx));
         super::every(ctx, TICK, |act, ctx| {
-            act.dispatch(ctx);
-            act.report_if_due(ctx);
+            if act.lead(ctx) {
+                act.dispatch(ctx);
+                act.report_if_due(ctx);
+            }
         });
     }
 }

@@ -32,6 +32,8 @@ pub struct Coordinator {
     /// The role the last heartbeat gave, and whether the database answered it.
     role: Role,
     reachable: bool,
+    /// At the last heartbeat this instance led and saw no other alive.
+    alone: bool,
     /// Gone instances already alerted about (while they stay gone).
     alerted: std::collections::HashSet<String>,
 }
@@ -64,6 +66,7 @@ impl Coordinator {
             role: Role::Follower,
             reachable: true,
             alerted: Default::default(),
+            alone: false,
             shared,
         }
     }
@@ -124,6 +127,12 @@ impl Coordinator {
             }
             self.role = role;
         }
+        self.alone = beat.leading
+            && !(beat.instances.iter()).any(|i| {
+                i.id != self.me.id
+                    && i.role != "stopped"
+                    && alive(i.last_seen, beat.now, self.failover_ms)
+            });
         // One that came back may be alerted about again when it goes.
         self.alerted.retain(|id| {
             (beat.instances.iter())
@@ -175,7 +184,19 @@ impl Coordinator {
     /// The database did not answer: nothing is renewed (a leader goes on only until its
     /// granted time runs out), and the view says so.
     fn on_unreachable(&mut self, error: &str) {
-        if self.reachable {
+        if self.alone && self.shared.leadership.leads() {
+            // Nobody else was there to take over: leading on beats leading nobody (the
+            // services go on being watched and repaired).
+            if self.reachable {
+                log::warn!(
+                    "{NAME}: cannot reach the database for the heartbeat ({error}); no other \
+                     instance was alive: {} leads on alone until it is back",
+                    self.me.id
+                );
+                self.reachable = false;
+            }
+            self.shared.leadership.lead_alone();
+        } else if self.reachable {
             log::warn!(
                 "{NAME}: cannot reach the database for the heartbeat ({error}); {}",
                 if self.shared.leadership.leads() {

@@ -203,7 +203,18 @@ impl ServiceMonitor {
                     .unwrap_or_default()
             );
         }
+        let repairs_here = fx.repair.is_none() || self.shared.leadership.leads();
         for n in fx.notices {
+            // What a repair's start says is the repairing leader's to say.
+            if !repairs_here
+                && matches!(
+                    n.kind,
+                    crate::domain::alerts::Kind::RepairStarted
+                        | crate::domain::alerts::Kind::PredictiveRestart
+                )
+            {
+                continue;
+            }
             self.shared.registry.alert(AlertEvent {
                 kind: n.kind,
                 key: format!("service:{name}"),
@@ -213,6 +224,24 @@ impl ServiceMonitor {
             });
         }
         if let Some(repair) = fx.repair {
+            if !self.shared.leadership.leads() {
+                // A follower watches too, but the leader repairs: this one asks again a
+                // heartbeat later (by then it may lead).
+                log::info!(
+                    "{NAME}: {name}: {} due; the leader makes it",
+                    repair.kind.as_str()
+                );
+                let retry_after_ms = (self.shared.config.cluster.heartbeat_secs * 1000.0) as i64;
+                let fx = (w.service).on_repair_done(
+                    repair.kind,
+                    &RepairOutcome::Deferred { retry_after_ms },
+                    now,
+                    &w.def.rules,
+                    name,
+                );
+                debug_assert!(fx.repair.is_none());
+                return;
+            }
             w.stats
                 .repair_started(repair.kind, repair.predictive, manual, now);
             log::warn!(
@@ -238,37 +267,70 @@ impl ServiceMonitor {
         let def = w.def.clone();
         let client = self.client.clone();
         let started = Instant::now();
+        let store = self.shared.store.clone();
+        let me = self.shared.cluster.load().instance_id.clone();
+        let term = self.shared.leadership.term();
+        let cooldown_ms = def.rules.cooldown_ms;
+        let claim_name = name.clone();
+        let unclaimed = self.shared.leadership.unclaimed();
         ctx.spawn(
-            async move { crate::repair::run(&client, &def, kind).await }
-                .into_actor(self)
-                .map(move |outcome, act, ctx| {
-                    let now = now_ms();
-                    let Some(w) = act.watched.get_mut(&name) else {
-                        return;
-                    };
-                    let (ok, error) = match &outcome {
-                        RepairOutcome::Done => (true, None),
-                        RepairOutcome::Failed { reason } => (false, Some(reason.clone())),
-                        RepairOutcome::RateLimited { retry_after_ms } => (
-                            false,
-                            Some(format!("rate limited; retrying after {retry_after_ms} ms")),
-                        ),
-                    };
-                    w.stats.repair_finished(ok, error.clone(), now);
-                    act.unsaved.insert(name.clone());
-                    log::info!(
-                        "{NAME}: {name}: {} {} in {} ms{}",
-                        kind.as_str(),
-                        if ok { "done" } else { "failed" },
-                        started.elapsed().as_millis(),
-                        error.map(|e| format!(": {e}")).unwrap_or_default()
-                    );
-                    let fx = w
-                        .service
-                        .on_repair_done(kind, &outcome, now, &w.def.rules, &name);
-                    act.apply(&name, fx, now, false, ctx);
-                    act.changed.insert(name);
-                }),
+            async move {
+                // Claimed in the database first: under this leader's term, and once per
+                // warm-up whichever instance led when the last one was made.
+                let claim = match unclaimed {
+                    true => Ok(true),
+                    false => {
+                        store
+                            .call(move |s| s.claim_repair(&claim_name, &me, term, cooldown_ms))
+                            .await
+                    }
+                };
+                match claim {
+                    Ok(true) => crate::repair::run(&client, &def, kind).await,
+                    Ok(false) => RepairOutcome::Claimed,
+                    Err(e) => RepairOutcome::Failed {
+                        reason: format!("cannot claim the repair in the store: {e}"),
+                    },
+                }
+            }
+            .into_actor(self)
+            .map(move |outcome, act, ctx| {
+                let now = now_ms();
+                let Some(w) = act.watched.get_mut(&name) else {
+                    return;
+                };
+                let (ok, error) = match &outcome {
+                    RepairOutcome::Done => (true, None),
+                    RepairOutcome::Claimed => {
+                        log::info!(
+                            "{NAME}: {name}: {} not called: claimed within the warm-up by \
+                                 the leader before, or this instance no longer leads",
+                            kind.as_str()
+                        );
+                        (true, None)
+                    }
+                    RepairOutcome::Failed { reason } => (false, Some(reason.clone())),
+                    RepairOutcome::RateLimited { retry_after_ms }
+                    | RepairOutcome::Deferred { retry_after_ms } => (
+                        false,
+                        Some(format!("rate limited; retrying after {retry_after_ms} ms")),
+                    ),
+                };
+                w.stats.repair_finished(ok, error.clone(), now);
+                act.unsaved.insert(name.clone());
+                log::info!(
+                    "{NAME}: {name}: {} {} in {} ms{}",
+                    kind.as_str(),
+                    if ok { "done" } else { "failed" },
+                    started.elapsed().as_millis(),
+                    error.map(|e| format!(": {e}")).unwrap_or_default()
+                );
+                let fx = w
+                    .service
+                    .on_repair_done(kind, &outcome, now, &w.def.rules, &name);
+                act.apply(&name, fx, now, false, ctx);
+                act.changed.insert(name);
+            }),
         );
     }
 

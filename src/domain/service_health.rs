@@ -100,6 +100,15 @@ pub enum RepairOutcome {
     RateLimited {
         retry_after_ms: i64,
     },
+    /// Not called: the repair was already claimed within the warm-up (by the leader before
+    /// this one), or this instance no longer leads. As `Done` for the state machine.
+    Claimed,
+    /// Not called: this instance follows, and the leader repairs. As a rate limit for the
+    /// state machine (not an attempt; asked again after this long, when this instance may
+    /// lead).
+    Deferred {
+        retry_after_ms: i64,
+    },
 }
 
 /// A repair to carry out now.
@@ -348,7 +357,9 @@ impl Service {
         self.consecutive_failures = 0;
         self.slow_streak = 0;
         match outcome {
-            RepairOutcome::Done => self.quiet_until = now + rules.cooldown_ms,
+            RepairOutcome::Done | RepairOutcome::Claimed => {
+                self.quiet_until = now + rules.cooldown_ms
+            }
             RepairOutcome::Failed { reason } => {
                 self.quiet_until = now + rules.cooldown_ms;
                 // Nothing is coming back from a repair that did not happen.
@@ -361,7 +372,8 @@ impl Service {
                     format!("{name}: the {} call failed: {reason}", kind.as_str()),
                 ));
             }
-            RepairOutcome::RateLimited { retry_after_ms } => {
+            RepairOutcome::RateLimited { retry_after_ms }
+            | RepairOutcome::Deferred { retry_after_ms } => {
                 // Not an attempt: the provider did not look at it.
                 self.repairs_since_up = self.repairs_since_up.saturating_sub(1);
                 self.quiet_until = now + (*retry_after_ms).max(0);

@@ -53,6 +53,10 @@ pub struct Handover {
 /// other instance can take over.
 pub struct Leadership {
     single: bool,
+    /// Leading with no other instance alive at the last heartbeat, and the database away
+    /// since: it goes on leading (nobody else can take the lease while nobody reaches the
+    /// database), and acts without claims.
+    alone: std::sync::atomic::AtomicBool,
     /// On `clock::mono_ms`.
     until: AtomicU64,
     term: AtomicI64,
@@ -63,6 +67,7 @@ impl Leadership {
     pub fn single() -> Leadership {
         Leadership {
             single: true,
+            alone: Default::default(),
             until: AtomicU64::new(u64::MAX),
             term: AtomicI64::new(0),
         }
@@ -72,6 +77,7 @@ impl Leadership {
     pub fn elected() -> Leadership {
         Leadership {
             single: false,
+            alone: Default::default(),
             until: AtomicU64::new(0),
             term: AtomicI64::new(0),
         }
@@ -95,12 +101,26 @@ impl Leadership {
     }
 
     pub fn grant(&self, term: i64, until_mono_ms: u64) {
+        self.alone.store(false, Ordering::Release);
         self.term.store(term, Ordering::Release);
         self.until.store(until_mono_ms, Ordering::Release);
     }
 
+    /// The database is away and this leader saw no other instance: it leads on, alone.
+    pub fn lead_alone(&self) {
+        self.alone.store(true, Ordering::Release);
+        self.until.store(u64::MAX, Ordering::Release);
+    }
+
+    /// Single, or leading alone while the database is away: side effects go ahead without a
+    /// claim in the database.
+    pub fn unclaimed(&self) -> bool {
+        self.single || (self.alone.load(Ordering::Acquire) && self.leads())
+    }
+
     pub fn revoke(&self) {
         if !self.single {
+            self.alone.store(false, Ordering::Release);
             self.until.store(0, Ordering::Release);
         }
     }

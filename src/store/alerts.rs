@@ -65,6 +65,18 @@ impl DeliveryRow {
     }
 }
 
+/// What became of an alert given to the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored, with its deliveries.
+    New(i64),
+    /// Folded into this open alert another instance stored (no new delivery).
+    Folded(i64),
+    /// Another instance closed (some of) what it would close: that one told the recovery;
+    /// not stored.
+    AlreadyClosed,
+}
+
 /// What follows the insert of an alert, the same on both backends: its deliveries, and the
 /// alerts it closes.
 macro_rules! after_insert {
@@ -84,23 +96,75 @@ macro_rules! after_insert {
 
 impl Store {
     /// Stores an alert with a pending delivery (due at once) for each channel and closes the
-    /// alerts `close`, in one transaction; answers the new alert's id.
+    /// alerts `close`, in one transaction.
+    ///
+    /// On PostgreSQL several instances may raise the same alert: one that opens folds into an
+    /// open alert of the same kind and key stored less than `cooldown_ms` before it
+    /// (`Stored::Folded`; a transaction lock on the kind and key makes concurrent raises wait
+    /// for each other), and one whose alerts to close were closed meanwhile by another
+    /// instance is not stored (`Stored::AlreadyClosed`).
     pub fn insert_alert(
         &self,
         alert: &NewAlertRow,
         channels: &[&str],
         close: &[i64],
-    ) -> Result<i64, StoreError> {
+        cooldown_ms: i64,
+    ) -> Result<Stored, StoreError> {
         let at = alert.created_at;
         let mut conn = self.conn()?;
-        let id = match &mut *conn {
+        let stored = match &mut *conn {
             AnyConnection::Postgres(c) => c.transaction(|c| {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind::<diesel::sql_types::Text, _>(format!(
+                        "alert:{}:{}",
+                        alert.kind, alert.key
+                    ))
+                    .execute(c)?;
+                if !close.is_empty() {
+                    // One of them closed already: another instance told the recovery (this
+                    // one closes what it knew and the other did not).
+                    let closed_before: i64 = alerts::table
+                        .filter(alerts::id.eq_any(close))
+                        .filter(alerts::closed_at.is_not_null())
+                        .count()
+                        .get_result(c)?;
+                    diesel::update(
+                        alerts::table
+                            .filter(alerts::id.eq_any(close))
+                            .filter(alerts::closed_at.is_null()),
+                    )
+                    .set((alerts::closed_at.eq(Some(at)), alerts::updated_at.eq(at)))
+                    .execute(c)?;
+                    if closed_before > 0 {
+                        return Ok(Stored::AlreadyClosed);
+                    }
+                }
+                if alert.closed_at.is_none() {
+                    let open: Option<i64> = alerts::table
+                        .filter(alerts::kind.eq(&alert.kind))
+                        .filter(alerts::key.eq(&alert.key))
+                        .filter(alerts::closed_at.is_null())
+                        .filter(alerts::created_at.gt(at - cooldown_ms))
+                        .select(alerts::id)
+                        .order(alerts::created_at.desc())
+                        .first(c)
+                        .optional()?;
+                    if let Some(id) = open {
+                        diesel::update(alerts::table.find(id))
+                            .set((
+                                alerts::repeats.eq(alerts::repeats + 1),
+                                alerts::updated_at.eq(at),
+                            ))
+                            .execute(c)?;
+                        return Ok(Stored::Folded(id));
+                    }
+                }
                 let id: i64 = diesel::insert_into(alerts::table)
                     .values(alert)
                     .returning(alerts::id)
                     .get_result(c)?;
-                after_insert!(c, id, channels, close, at);
-                Ok::<_, diesel::result::Error>(id)
+                after_insert!(c, id, channels, &[] as &[i64], at);
+                Ok::<_, diesel::result::Error>(Stored::New(id))
             })?,
             AnyConnection::Sqlite(c) => c.transaction(|c| {
                 diesel::insert_into(alerts::table)
@@ -111,10 +175,10 @@ impl Store {
                 ))
                 .get_result(c)?;
                 after_insert!(c, id, channels, close, at);
-                Ok::<_, diesel::result::Error>(id)
+                Ok::<_, diesel::result::Error>(Stored::New(id))
             })?,
         };
-        Ok(id)
+        Ok(stored)
     }
 
     /// Deletes closed alerts last changed before `before` (unix ms) that have no pending

@@ -212,6 +212,40 @@ impl ClusterStore {
     }
 }
 
+impl super::Store {
+    /// Claims the repair of `monitor` for instance `me` leading in `term`: true when `me` still
+    /// holds the lease in that term (database time) and no repair of it was claimed within the
+    /// last `cooldown_ms`. Always true with SQLite (one instance).
+    pub fn claim_repair(
+        &self,
+        monitor: &str,
+        me: &str,
+        term: i64,
+        cooldown_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let super::AnyConnection::Postgres(c) = &mut *conn else {
+            return Ok(true);
+        };
+        let claimed: Vec<TermRow> = diesel::sql_query(format!(
+            "INSERT INTO repair_claims (monitor, instance, term, claimed_at) \
+             SELECT $1, $2, $3, n.now FROM (SELECT {DB_NOW} AS now) n \
+             WHERE EXISTS (SELECT 1 FROM cluster_lease WHERE name = 'leader' \
+               AND leader_id = $2 AND term = $3 AND expires_at > n.now) \
+             ON CONFLICT (monitor) DO UPDATE SET instance = EXCLUDED.instance, \
+               term = EXCLUDED.term, claimed_at = EXCLUDED.claimed_at \
+             WHERE repair_claims.claimed_at < EXCLUDED.claimed_at - $4 \
+             RETURNING term"
+        ))
+        .bind::<Text, _>(monitor)
+        .bind::<Text, _>(me)
+        .bind::<BigInt, _>(term)
+        .bind::<BigInt, _>(cooldown_ms)
+        .get_results(c)?;
+        Ok(!claimed.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

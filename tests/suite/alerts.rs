@@ -504,7 +504,9 @@ async fn old_closed_alerts_are_pruned() {
         ("new-closed", 2, true),
         ("old-open", 40, false),
     ] {
-        store.insert_alert(&row(m, age, closed), &[], &[]).unwrap();
+        store
+            .insert_alert(&row(m, age, closed), &[], &[], 0)
+            .unwrap();
     }
     drop(store);
     let app = TestApp::start(&config(

@@ -179,3 +179,106 @@ async fn one_leader_and_a_handover_within_the_failover_time_when_it_is_killed() 
         assert!(s.terminate().await.success());
     }
 }
+
+/// A watched service that crashes while the leader is dead and another is taking over: one
+/// restart call at the hosting provider, one down and one recovered message to the admin,
+/// though every instance watched it go down and come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_crashing_during_the_handover_is_restarted_once_and_told_once() {
+    use crate::support::hosting::{HostedService, Mode, RenderApi};
+    use crate::support::telegram::TelegramServer;
+    let Some((db, _db)) = postgres_db("cluster_repair") else {
+        return;
+    };
+    let svc = HostedService::start().await;
+    let render = RenderApi::start("rnd-test-key").await;
+    render.heals(&svc, 300);
+    let telegram = TelegramServer::start("123:tg-token").await;
+    let tables = format!(
+        "[[monitors]]\nname = \"backend\"\nurl = \"{}\"\ninterval_secs = 1\ntimeout_ms = 500\n\
+         failures_before_down = 2\n[monitors.recovery]\naction = \"render\"\n\
+         service_id = \"srv-backend\"\napi_key = \"rnd-test-key\"\napi_base = \"{}\"\n\
+         cooldown_secs = 30\n\
+         [alerts]\ndaily_report_at = \"\"\n[alerts.telegram]\nbot_token = \"123:tg-token\"\n\
+         chat_id = 42\napi_base = \"{}\"\n",
+        svc.url("/health"),
+        render.base_url(),
+        telegram.api_base()
+    );
+    let client = http_client();
+    let mut svcs = Vec::new();
+    for id in ["a", "b", "c"] {
+        let config = config(&db, id) + &tables;
+        svcs.push(ServiceProcess::start(&config, "", "info").await);
+    }
+    let all: Vec<&ServiceProcess> = svcs.iter().collect();
+    let leader = wait::until("one leader", Duration::from_secs(20), || {
+        agreed_leader(&client, &all)
+    })
+    .await;
+    let status_on = |s: &ServiceProcess| {
+        let url = s.url("/api/monitors");
+        let client = client.clone();
+        async move {
+            let body: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+            Some(body["monitors"][0]["status"].as_str()?.to_string())
+        }
+    };
+    wait::until("backend up everywhere", Duration::from_secs(20), || async {
+        for s in &all {
+            if status_on(s).await.as_deref() != Some("up") {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+
+    let index = ["a", "b", "c"].iter().position(|id| *id == leader).unwrap();
+    let mut killed = svcs.remove(index);
+    killed.kill9().await;
+    svc.set_mode_and_wait(Mode::Crashed).await;
+    let rest: Vec<&ServiceProcess> = svcs.iter().collect();
+    wait::until(
+        "the restart and the service up again",
+        Duration::from_secs(30),
+        || async {
+            let mut up = true;
+            for s in &rest {
+                up &= status_on(s).await.as_deref() == Some("up");
+            }
+            (render.restarts() >= 1 && up).then_some(())
+        },
+    )
+    .await;
+    // Every alert delivered, then counted: one down, one recovered, one restart.
+    let texts = wait::until(
+        "down and recovered delivered",
+        Duration::from_secs(20),
+        || async {
+            let body: Value = (client.get(rest[0].url("/api/alerts")).send().await.ok()?)
+                .json()
+                .await
+                .ok()?;
+            let service: Vec<&Value> = (body["alerts"].as_array()?.iter())
+                .filter(|a| a["key"] == "service:backend")
+                .collect();
+            let delivered = service.iter().all(|a| a.to_string().contains("\"sent\""));
+            let kinds: Vec<&str> = service.iter().filter_map(|a| a["kind"].as_str()).collect();
+            let told = kinds.contains(&"service_down") && kinds.contains(&"service_recovered");
+            (told && delivered).then(|| telegram.messages())
+        },
+    )
+    .await;
+    let count = |kind: &str| {
+        (texts.iter())
+            .filter(|m| m.text.contains(kind) && m.text.contains("backend"))
+            .count()
+    };
+    assert_eq!(count("service_down"), 1, "{texts:?}");
+    assert_eq!(count("service_recovered"), 1, "{texts:?}");
+    assert_eq!(render.restarts(), 1, "{:?}", render.calls());
+    for s in svcs.iter_mut() {
+        assert!(s.terminate().await.success());
+    }
+}
