@@ -331,6 +331,24 @@ async fn the_dashboard_in_chromium_shows_what_the_api_says_and_its_controls_work
     )
     .await;
 
+    // The cluster panel: one instance on SQLite, named as health names it.
+    until("the cluster panel to name this instance", || async {
+        let shown = eval(
+            &page,
+            "return document.querySelector('#cluster-note').textContent;",
+        )
+        .await;
+        let (_, health) = app.get_json("/api/health/comprehensive").await;
+        let want = format!(
+            "one instance (SQLite): {}",
+            health["cluster"]["instance_id"].as_str().unwrap_or("?")
+        );
+        (shown == json!(want) && health["cluster"]["role"] == "single")
+            .then_some(())
+            .ok_or(format!("page {shown}, API {}", health["cluster"]))
+    })
+    .await;
+
     // An emergency control: fetch the source now, from its row.
     let fetched_before = source.hits("/list.txt");
     let fetch = page
