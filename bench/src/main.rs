@@ -1,4 +1,4 @@
-//! `proxyvisor-bench <classify|round|serve|monitors|gateway|all> [--runs N]`: measures the `proxyvisor` service binary on
+//! `proxyvisor-bench <classify|round|serve|monitors|gateway|cluster|all> [--runs N]`: measures the `proxyvisor` service binary on
 //! loopback and prints the results as Markdown, for the README.
 //!
 //! * `classify` starts a farm of 5,000 HTTP proxies of mixed behaviour in this process (the test
@@ -15,11 +15,15 @@
 //! * `gateway` puts the forward-proxy gateway in front of tinyproxy and compares it with
 //!   tinyproxy reached directly (see `bench/gateway.rs`): added latency, tunnel throughput,
 //!   memory per idle tunnel, requests/s.
+//! * `cluster` runs three instances on one PostgreSQL database (`BENCH_DATABASE_URL` or
+//!   `TEST_DATABASE_URL` names the server; not part of `all`) and kills the leader again and
+//!   again: the handover time.
 //!
 //! The service runs as a child process: the `proxyvisor` binary beside this one, so build both
 //! (`cargo build --release -p proxyvisor -p proxyvisor-bench`). Nothing leaves 127.0.0.1.
 
 mod classify;
+mod cluster;
 mod gateway;
 mod machine;
 mod monitors;
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
 enum Part {
     Classify,
     Round,
+    Cluster,
     Serve,
     Monitors,
     Gateway,
@@ -131,6 +136,10 @@ async fn run(args: Args) -> Result<()> {
     }
     if matches!(args.part, Part::Gateway | Part::All) {
         gateway::bench(&binary, runs).await?;
+    }
+    // Needs a PostgreSQL server: not part of `all`.
+    if args.part == Part::Cluster {
+        cluster::bench(&binary, runs.max(cluster::KILLS)).await?;
     }
     Ok(())
 }

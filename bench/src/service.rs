@@ -79,6 +79,11 @@ impl Service {
         self.process.cpu_secs()
     }
 
+    /// SIGKILL: no chance to say anything.
+    pub(crate) fn kill(&mut self) -> Result<()> {
+        Ok(self.process.signal("-KILL")?)
+    }
+
     /// Sends SIGTERM and waits for the exit (SIGKILL after `STOP_DEADLINE`).
     pub(crate) async fn stop(&mut self) -> Result<Stopped> {
         let asked = Instant::now();
