@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod managed;
+mod sync;
 
 pub const NAME: &str = crate::bus::names::TIER_BALANCER;
 const TICK: Duration = Duration::from_millis(100);
@@ -44,6 +45,11 @@ pub struct TierBalancer {
     last_progress: Instant,
     round_checked: u64,
     round_passed: u64,
+    /// In a cluster: the newest change taken from the store, a look on its way, and a serving
+    /// proxy died here (written at once).
+    synced_to: i64,
+    syncing: bool,
+    urgent: bool,
     /// The round of fresh proxies being checked, for its summary line.
     round: Option<crate::domain::round::Round>,
     /// Names of the managed proxies defined in the config file (the admin API may not change
@@ -94,6 +100,9 @@ impl TierBalancer {
             round_checked: 0,
             round_passed: 0,
             round: None,
+            synced_to: now_ms(),
+            syncing: false,
+            urgent: false,
             pool_watch: Default::default(),
             managed_status: HashMap::new(),
         }
@@ -388,6 +397,9 @@ impl TierBalancer {
         if let (Some(event), Some(manager)) = (event, self.shared.registry.dead_event.get()) {
             manager.do_send(event);
         }
+        if matches!(mv, Move::Died | Move::Blacklisted) && before.is_serving() {
+            self.urgent = true;
+        }
         if matches!(mv, Move::Died | Move::Blacklisted | Move::Demoted) && before.is_serving() {
             log::info!(
                 "{NAME}: {} {} → {} ({})",
@@ -595,7 +607,11 @@ impl Actor for TierBalancer {
             // A restart: reload the pool from the store before handling any message.
             None => self.reload(ctx),
         }
-        super::every(ctx, TICK, |act, _| act.tick());
+        super::every(ctx, TICK, |act, ctx| {
+            act.tick();
+            act.write_soon(ctx);
+        });
+        super::every(ctx, sync::SYNC_EVERY, |act, ctx| act.sync(ctx));
         let every = Duration::from_millis(self.shared.config.database.flush_interval_ms);
         super::every(ctx, every, |act, ctx| {
             if let Some(write) = act.write() {

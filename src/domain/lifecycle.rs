@@ -228,6 +228,12 @@ fn die(h: &mut Health, at: i64, rules: &Rules) -> Move {
 }
 
 /// The default thresholds of the design, for unit tests of the rules.
+/// Whether `stored` is a later check of a proxy than `local` (in a cluster, what another
+/// instance checked after this one replaces this one's view).
+pub fn later_check(stored: &Health, local: &Health) -> bool {
+    stored.last_checked_at > local.last_checked_at
+}
+
 #[cfg(test)]
 pub fn test_rules() -> Rules {
     Rules {
@@ -328,6 +334,17 @@ mod tests {
         assert!(!h.eligible_for_primary(&rules()));
         apply_check(&mut h, pass(100), &rules());
         assert!(h.eligible_for_primary(&rules()));
+    }
+
+    #[test]
+    fn a_later_check_replaces_an_earlier_one() {
+        let mut local = Health::default();
+        let mut stored = Health::default();
+        assert!(!later_check(&stored, &local));
+        stored.last_checked_at = Some(101);
+        assert!(later_check(&stored, &local));
+        local.last_checked_at = Some(101);
+        assert!(!later_check(&stored, &local));
     }
 }
 

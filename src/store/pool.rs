@@ -24,6 +24,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The rows checked or first seen after `since` (Unix ms), as records; managed proxies'
+    /// rows are left out (their definitions come from the config and the admin API).
+    pub fn load_changed(&self, since: i64) -> Result<Vec<ProxyRecord>, StoreError> {
+        use super::schema::proxies;
+        use super::AnyConnection;
+        use diesel::prelude::*;
+        let mut conn = self.conn()?;
+        let rows = on_conn!(&mut *conn, |c| proxies::table
+            .filter(
+                proxies::last_checked_at
+                    .gt(since)
+                    .or(proxies::first_seen_at.gt(since)),
+            )
+            .filter(proxies::source.ne(crate::domain::record::MANAGED_SOURCE))
+            .select(ProxyRow::as_select())
+            .load(c))?;
+        Ok(records_of(rows))
+    }
+}
+
 /// Stored rows as records; rows that do not make a valid record are skipped with a warning.
 pub fn records_of(rows: Vec<ProxyRow>) -> Vec<ProxyRecord> {
     let mut records = Vec::with_capacity(rows.len());

@@ -282,3 +282,91 @@ async fn a_service_crashing_during_the_handover_is_restarted_once_and_told_once(
         assert!(s.terminate().await.success());
     }
 }
+
+/// The pool follows what the other instances checked: a proxy reported dead on one instance is
+/// no longer served by the others a second after that one stopped serving it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_dead_on_one_instance_stops_being_served_by_the_others_within_a_second() {
+    use crate::support::farm::{Anonymity, Behaviour, Farm};
+    use crate::support::source::SourceServer;
+    let Some((db, _db)) = postgres_db("cluster_pool") else {
+        return;
+    };
+    let farm = Farm::start(&[(Behaviour::Good, Anonymity::Elite, 0); 3]).await;
+    let source = SourceServer::start().await;
+    source.set_body("/list.txt", farm.plain_list());
+    // No re-checks and no resurrection while the test looks: only the reports move the victim.
+    let pool = crate::farm_config(&db, &source.url("/list.txt"), &farm, "")
+        .replace(
+            "revalidate_interval_secs = 1",
+            "revalidate_interval_secs = 3600",
+        )
+        .replace("delays_secs = [1, 3600]", "delays_secs = [3600]")
+        .replace(
+            "[database]",
+            "[cluster]\nfailover_secs = 2\nheartbeat_secs = 0.25\n[database]",
+        );
+    let client = http_client();
+    let mut svcs = Vec::new();
+    for id in ["a", "b", "c"] {
+        let config = pool.replace(
+            "[cluster]\n",
+            &format!("[cluster]\ninstance_id = \"{id}\"\n"),
+        );
+        svcs.push(ServiceProcess::start(&config, "", "info").await);
+    }
+    let serving = |s: &ServiceProcess| {
+        let url = s.url("/list?limit=10");
+        let client = client.clone();
+        async move {
+            let text = client.get(url).send().await.ok()?.text().await.ok()?;
+            Some(text.lines().map(str::to_string).collect::<Vec<_>>())
+        }
+    };
+    wait::until(
+        "every instance to serve the three",
+        Duration::from_secs(30),
+        || async {
+            for s in &svcs {
+                if serving(s).await?.len() != 3 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let victim = farm.proxies[0].url();
+    for _ in 0..2 {
+        let r = client
+            .post(svcs[0].url("/api/proxy/report"))
+            .json(&serde_json::json!({"proxy": victim, "ok": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    wait::until("instance a to drop it", Duration::from_secs(5), || async {
+        (!serving(&svcs[0]).await?.contains(&victim)).then_some(())
+    })
+    .await;
+    wait::until(
+        "b and c to drop it within a second",
+        Duration::from_secs(1),
+        || async {
+            for s in &svcs[1..] {
+                if serving(s).await?.contains(&victim) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for s in &svcs[1..] {
+        assert_eq!(serving(s).await.unwrap().len(), 2);
+    }
+    for s in svcs.iter_mut() {
+        assert!(s.terminate().await.success());
+    }
+}
