@@ -79,6 +79,12 @@ impl ResurrectionManager {
     fn tick(&mut self) {
         let now = now_ms();
         self.in_flight.retain(|_, until| *until > now);
+        // In a cluster every instance keeps the schedule (its own deaths and those it took from
+        // the others' checks); the leader alone re-checks.
+        if !self.shared.leadership.leads() {
+            self.publish(now);
+            return;
+        }
         let due: Vec<CheckJob> = self
             .schedule
             .iter()

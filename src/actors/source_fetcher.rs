@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const NAME: &str = crate::bus::names::SOURCE_FETCHER;
+/// In a cluster, how often it looks whether this instance has started leading.
+const LEADERSHIP_WATCH: Duration = Duration::from_millis(250);
 
 /// What conditional requests need to remember about a source.
 #[derive(Clone, Debug, Default)]
@@ -41,6 +43,8 @@ pub struct SourceFetcher {
     client: reqwest::Client,
     validators: HashMap<String, Validators>,
     busy: HashSet<String>,
+    /// In a cluster: this instance led at the last look.
+    leading: bool,
 }
 
 impl SourceFetcher {
@@ -55,6 +59,7 @@ impl SourceFetcher {
             client,
             validators: HashMap::new(),
             busy: HashSet::new(),
+            leading: false,
         }
     }
 
@@ -270,6 +275,7 @@ impl Actor for SourceFetcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        self.leading = self.shared.leadership.leads();
         for source in self.shared.config.sources() {
             self.shared.board.source(&source.name, |s| {
                 s.name = source.name.clone();
@@ -277,9 +283,28 @@ impl Actor for SourceFetcher {
                 s.url = crate::redact::url(&source.url);
                 // A new entry is `pending`; a restarted fetcher keeps what the last one saw.
             });
-            self.fetch(source.clone(), ctx);
+            if self.leading {
+                self.fetch(source.clone(), ctx);
+            }
             super::every(ctx, secs(source.interval_secs), move |act, ctx| {
-                act.fetch(source.clone(), ctx)
+                // In a cluster the leader alone fetches (the others take the new proxies from
+                // the store); an admin's fetch runs wherever it is asked.
+                if act.shared.leadership.leads() {
+                    act.fetch(source.clone(), ctx)
+                }
+            });
+        }
+        // An instance that starts leading fetches every source at once.
+        if !self.shared.leadership.is_single() {
+            super::every(ctx, LEADERSHIP_WATCH, |act, ctx| {
+                let leads = act.shared.leadership.leads();
+                if leads && !act.leading {
+                    log::info!("{NAME}: this instance leads: fetching every source");
+                    for source in act.shared.config.sources() {
+                        act.fetch(source, ctx);
+                    }
+                }
+                act.leading = leads;
             });
         }
     }

@@ -283,10 +283,11 @@ async fn a_service_crashing_during_the_handover_is_restarted_once_and_told_once(
     }
 }
 
-/// The pool follows what the other instances checked: a proxy reported dead on one instance is
-/// no longer served by the others a second after that one stopped serving it.
+/// The leader alone fetches the sources, and the pool follows what the other instances checked:
+/// a proxy reported dead on one instance is no longer served by the others a second after that
+/// one stopped serving it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_proxy_dead_on_one_instance_stops_being_served_by_the_others_within_a_second() {
+async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_within_a_second() {
     use crate::support::farm::{Anonymity, Behaviour, Farm};
     use crate::support::source::SourceServer;
     let Some((db, _db)) = postgres_db("cluster_pool") else {
@@ -336,6 +337,8 @@ async fn a_proxy_dead_on_one_instance_stops_being_served_by_the_others_within_a_
         },
     )
     .await;
+    // The leader alone fetched the list; the others took its proxies from the store.
+    assert_eq!(source.hits("/list.txt"), 1);
     let victim = farm.proxies[0].url();
     for _ in 0..2 {
         let r = client

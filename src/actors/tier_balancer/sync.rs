@@ -2,12 +2,14 @@
 //! what the other instances checked. Every `SYNC_EVERY` it reads the rows checked or first
 //! seen since the last look (with an overlap for writes still landing and clocks a little
 //! apart) and takes each one whose last check is newer than its own record's; new proxies
-//! (another instance's source) join. Nothing taken is written back. A serving proxy that dies
+//! (another instance's source) join. Nothing taken is written back; deaths and resurrections
+//! taken go to this instance's ResurrectionManager (the leader's re-checks them). A serving proxy that dies
 //! here is written at once rather than at the next flush, so the others stop serving it within
 //! about a second.
 
 use super::{TierBalancer, NAME};
-use crate::domain::lifecycle::later_check;
+use crate::bus::messages::DeadEvent;
+use crate::domain::lifecycle::{later_check, Tier};
 use crate::domain::record::ProxyRecord;
 use actix::prelude::*;
 use std::time::Duration;
@@ -15,6 +17,23 @@ use std::time::Duration;
 pub(super) const SYNC_EVERY: Duration = Duration::from_millis(250);
 /// How far back each look reaches before the newest change already seen.
 const OVERLAP_MS: i64 = 5_000;
+
+/// What the ResurrectionManager hears of a proxy another instance saw change from `was`: so
+/// that whichever instance leads re-checks the dead, wherever they died.
+fn dead_event(key: &str, stored: &ProxyRecord, was: Tier) -> Option<DeadEvent> {
+    let key = key.to_string();
+    match stored.health.tier {
+        Tier::Dead => Some(DeadEvent::Died {
+            key,
+            endpoint: stored.endpoint.clone(),
+            deaths: stored.health.deaths,
+            at: stored.health.dead_since.unwrap_or(0),
+        }),
+        Tier::Blacklisted => Some(DeadEvent::Gone { key }),
+        t if was == Tier::Dead && t.is_serving() => Some(DeadEvent::Resurrected { key }),
+        _ => None,
+    }
+}
 
 impl TierBalancer {
     /// In a cluster only (the Coordinator runs): reads what changed and merges it.
@@ -37,6 +56,7 @@ impl TierBalancer {
 
     fn merge(&mut self, records: Vec<ProxyRecord>) {
         let mut taken = 0;
+        let mut events = Vec::new();
         for stored in records {
             let seen = stored
                 .health
@@ -49,6 +69,10 @@ impl TierBalancer {
                 Some(local)
                     if local.managed.is_none() && later_check(&stored.health, &local.health) =>
                 {
+                    let (was, now) = (local.health.tier, stored.health.tier);
+                    if was != now {
+                        events.extend(dead_event(&key, &stored, was));
+                    }
                     local.health = stored.health;
                     if stored.anonymity.is_some() {
                         local.anonymity = stored.anonymity;
@@ -57,9 +81,17 @@ impl TierBalancer {
                 }
                 Some(_) => {}
                 None => {
+                    if stored.health.tier == Tier::Dead {
+                        events.extend(dead_event(&key, &stored, Tier::Fresh));
+                    }
                     self.pool.insert(key, stored);
                     taken += 1;
                 }
+            }
+        }
+        if let Some(manager) = self.shared.registry.dead_event.get() {
+            for e in events {
+                manager.do_send(e);
             }
         }
         if taken > 0 {
