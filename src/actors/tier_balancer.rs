@@ -4,8 +4,8 @@
 //! snapshot the API serves from, and writes changes behind to the store in batches.
 
 use crate::bus::messages::{
-    CancelQueued, CheckBatch, CheckExtras, CheckJob, DeadEvent, FlushNow, ForceAccept,
-    ForceAccepted, Report, SourceList, Verdict,
+    CancelQueued, CheckExtras, CheckJob, DeadEvent, FlushNow, ForceAccept, ForceAccepted, Report,
+    SourceList, Verdict,
 };
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::lifecycle::{apply_check, CheckResult, Health, Move, Rules, Tier};
@@ -149,13 +149,13 @@ impl TierBalancer {
         }));
     }
 
-    fn tick(&mut self) {
+    fn tick(&mut self, ctx: &mut Context<Self>) {
         if !self.loaded {
             return;
         }
         let now = Instant::now();
         self.in_flight.retain(|_, until| *until > now);
-        self.dispatch();
+        self.dispatch(ctx);
         if self.stale {
             self.publish();
         }
@@ -206,7 +206,7 @@ impl TierBalancer {
     }
 
     /// Sends fresh proxies and due re-checks to the ValidatorPool.
-    fn dispatch(&mut self) {
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
         let Some(validator) = self.shared.registry.check_batch.get() else {
             return;
         };
@@ -282,7 +282,7 @@ impl TierBalancer {
                 Some(job)
             })
             .collect();
-        validator.do_send(CheckBatch(jobs));
+        self.send_checks(validator, jobs, lost_after, ctx);
     }
 
     /// Rebalances primary and publishes a new snapshot.
@@ -608,7 +608,7 @@ impl Actor for TierBalancer {
             None => self.reload(ctx),
         }
         super::every(ctx, TICK, |act, ctx| {
-            act.tick();
+            act.tick(ctx);
             act.write_soon(ctx);
         });
         super::every(ctx, sync::SYNC_EVERY, |act, ctx| act.sync(ctx));

@@ -213,6 +213,49 @@ impl ClusterStore {
 }
 
 impl super::Store {
+    /// Claims the checks of `keys` for instance `me`, each held `hold_ms` (database time):
+    /// answers the keys claimed here and those not stored yet. The others are held by another
+    /// instance (or being claimed right now: `SKIP LOCKED`), whose verdict comes through the
+    /// store. With SQLite every key is claimed.
+    pub fn claim_checks(
+        &self,
+        keys: &[String],
+        me: &str,
+        hold_ms: i64,
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let mut conn = self.conn()?;
+        let super::AnyConnection::Postgres(c) = &mut *conn else {
+            return Ok((keys.to_vec(), Vec::new()));
+        };
+        #[derive(QueryableByName)]
+        struct Url {
+            #[diesel(sql_type = Text)]
+            url: String,
+        }
+        let claimed: Vec<Url> = diesel::sql_query(format!(
+            "WITH c AS (SELECT url FROM proxies WHERE url = ANY($1) \
+               AND (check_claimed_until IS NULL OR check_claimed_until < {DB_NOW} \
+                    OR check_claimed_by = $2) \
+               FOR UPDATE SKIP LOCKED) \
+             UPDATE proxies p SET check_claimed_by = $2, \
+               check_claimed_until = {DB_NOW} + $3 \
+             FROM c WHERE p.url = c.url RETURNING p.url"
+        ))
+        .bind::<diesel::sql_types::Array<Text>, _>(keys)
+        .bind::<Text, _>(me)
+        .bind::<BigInt, _>(hold_ms)
+        .get_results(c)?;
+        let stored: Vec<Url> = diesel::sql_query("SELECT url FROM proxies WHERE url = ANY($1)")
+            .bind::<diesel::sql_types::Array<Text>, _>(keys)
+            .get_results(c)?;
+        let stored: std::collections::HashSet<String> = stored.into_iter().map(|u| u.url).collect();
+        let unstored = (keys.iter())
+            .filter(|k| !stored.contains(*k))
+            .cloned()
+            .collect();
+        Ok((claimed.into_iter().map(|u| u.url).collect(), unstored))
+    }
+
     /// Claims the repair of `monitor` for instance `me` leading in `term`: true when `me` still
     /// holds the lease in that term (database time) and no repair of it was claimed within the
     /// last `cooldown_ms`. Always true with SQLite (one instance).

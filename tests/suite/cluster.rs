@@ -373,3 +373,91 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
         assert!(s.terminate().await.success());
     }
 }
+
+/// Validation is shared: with three instances on a farm of 2,000 proxies, every proxy is
+/// checked once in the round (the farm counts the connections each proxy took), not three
+/// times, and every instance serves all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_check_every_proxy_of_a_round_once() {
+    use crate::support::farm::{Anonymity, Behaviour, Farm};
+    use crate::support::source::SourceServer;
+    let Some((db, _db)) = postgres_db("cluster_validation") else {
+        return;
+    };
+    const N: usize = 2_000;
+    // 200 ms per check, 100 at once per instance: one alone would take 4 s for the round.
+    let farm = Farm::start(&vec![(Behaviour::Good, Anonymity::Elite, 200); N]).await;
+    let source = SourceServer::start().await;
+    source.set_body("/list.txt", farm.plain_list());
+    // No judge (one connection per check), no re-checks while the test looks.
+    let pool = crate::farm_config(&db, &source.url("/list.txt"), &farm, "")
+        .replace(
+            &format!("judge_url = \"{}\"\n", farm.origin.url("/judge")),
+            "",
+        )
+        .replace(
+            "revalidate_interval_secs = 1",
+            "revalidate_interval_secs = 3600",
+        )
+        .replace(
+            "timeout_ms = 1000\nconcurrency = 50",
+            "timeout_ms = 5000\nconcurrency = 100",
+        )
+        .replace("slow_threshold_ms = 1000", "slow_threshold_ms = 5000")
+        .replace(
+            "[database]",
+            "[cluster]\nfailover_secs = 2\nheartbeat_secs = 0.25\n[database]",
+        );
+    assert!(!pool.contains("judge_url"), "{pool}");
+    let client = http_client();
+    let mut svcs = Vec::new();
+    for id in ["a", "b", "c"] {
+        let config = pool.replace(
+            "[cluster]\n",
+            &format!("[cluster]\ninstance_id = \"{id}\"\n"),
+        );
+        svcs.push(ServiceProcess::start(&config, "", "info").await);
+    }
+    let serving = |s: &ServiceProcess| {
+        let url = s.url(&format!("/list?limit={N}"));
+        let client = client.clone();
+        async move {
+            let text = client.get(url).send().await.ok()?.text().await.ok()?;
+            Some(text.lines().count())
+        }
+    };
+    wait::until(
+        "every instance to serve the whole farm",
+        Duration::from_secs(60),
+        || async {
+            for s in &svcs {
+                if serving(s).await? != N {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let hits: Vec<usize> = farm.proxies.iter().map(|p| p.hits()).collect();
+    let twice = hits.iter().filter(|&&h| h > 1).count();
+    let never = hits.iter().filter(|&&h| h == 0).count();
+    assert_eq!(
+        (twice, never),
+        (0, 0),
+        "proxies checked more than once / never"
+    );
+    // The work was shared: each instance made some of the checks.
+    for s in &svcs {
+        let r = client.get(s.url("/api/ultra/stats")).send().await.unwrap();
+        let stats: Value = r.json().await.unwrap();
+        let checks = stats["checks_total"].as_u64().unwrap_or(0);
+        assert!(
+            checks > 0 && checks < N as u64,
+            "{checks} checks on one instance"
+        );
+    }
+    for s in svcs.iter_mut() {
+        assert!(s.terminate().await.success());
+    }
+}

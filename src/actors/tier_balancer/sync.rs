@@ -8,7 +8,7 @@
 //! about a second.
 
 use super::{TierBalancer, NAME};
-use crate::bus::messages::DeadEvent;
+use crate::bus::messages::{CheckBatch, CheckJob, DeadEvent};
 use crate::domain::lifecycle::{later_check, Tier};
 use crate::domain::record::ProxyRecord;
 use actix::prelude::*;
@@ -74,6 +74,7 @@ impl TierBalancer {
                         events.extend(dead_event(&key, &stored, was));
                     }
                     local.health = stored.health;
+                    self.in_flight.remove(&key);
                     if stored.anonymity.is_some() {
                         local.anonymity = stored.anonymity;
                     }
@@ -98,6 +99,73 @@ impl TierBalancer {
             log::debug!("{NAME}: {taken} proxies taken from the other instances' checks");
             self.stale = true;
         }
+    }
+
+    /// Sends checks to the ValidatorPool. In a cluster each is claimed in the store first (in
+    /// the background): this instance makes the ones it claimed; those another instance holds
+    /// stay in flight here until their verdict comes through the store (or their claim runs
+    /// out with `hold`); those not stored yet are asked again after the next flush writes them.
+    pub(super) fn send_checks(
+        &mut self,
+        validator: Recipient<CheckBatch>,
+        jobs: Vec<CheckJob>,
+        hold: Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.shared.cluster_store.is_none() {
+            validator.do_send(CheckBatch(jobs));
+            return;
+        }
+        // Claimed no faster than this instance checks (twice its permits ahead), so the
+        // others get their share of a round.
+        let mut jobs = jobs;
+        let busy = self
+            .shared
+            .checks_running
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + self
+                .shared
+                .checks_queued
+                .load(std::sync::atomic::Ordering::Relaxed);
+        let room = (2 * self.shared.config.validation.concurrency).saturating_sub(busy);
+        if jobs.len() > room {
+            for j in jobs.drain(room..) {
+                self.in_flight.remove(&j.key);
+            }
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        let store = self.shared.store.clone();
+        let me = self.shared.cluster.load().instance_id.clone();
+        let keys: Vec<String> = jobs.iter().map(|j| j.key.clone()).collect();
+        let hold_ms = hold.as_millis() as i64;
+        let claim = async move {
+            store
+                .call(move |s| s.claim_checks(&keys, &me, hold_ms))
+                .await
+        };
+        ctx.spawn(claim.into_actor(self).map(move |r, act, _| {
+            let (claimed, unstored) = match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // The store is away: nobody can claim; check them here.
+                    log::debug!("{NAME}: cannot claim checks ({e}); making them here");
+                    (jobs.iter().map(|j| j.key.clone()).collect(), Vec::new())
+                }
+            };
+            for key in &unstored {
+                act.in_flight.remove(key);
+            }
+            let claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
+            let mine: Vec<CheckJob> = jobs
+                .into_iter()
+                .filter(|j| claimed.contains(&j.key))
+                .collect();
+            if !mine.is_empty() {
+                validator.do_send(CheckBatch(mine));
+            }
+        }));
     }
 
     /// A serving proxy died here: in a cluster it is written now, not at the next flush.

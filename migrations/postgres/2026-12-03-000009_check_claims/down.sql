@@ -1,0 +1,2 @@
+ALTER TABLE proxies DROP COLUMN check_claimed_until;
+ALTER TABLE proxies DROP COLUMN check_claimed_by;
