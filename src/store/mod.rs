@@ -265,7 +265,20 @@ impl Store {
     fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let result = match &mut *conn {
-            AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+            // Instances starting together take turns (a session lock held by this
+            // connection): two running the same migration at once would collide.
+            AnyConnection::Postgres(c) => {
+                diesel::connection::SimpleConnection::batch_execute(
+                    c,
+                    "SELECT pg_advisory_lock(7236414301)",
+                )?;
+                let r = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+                diesel::connection::SimpleConnection::batch_execute(
+                    c,
+                    "SELECT pg_advisory_unlock(7236414301)",
+                )?;
+                r
+            }
             AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
         };
         result.map_err(|e| StoreError::Migration(e.to_string()))

@@ -461,3 +461,27 @@ async fn three_instances_check_every_proxy_of_a_round_once() {
         assert!(s.terminate().await.success());
     }
 }
+
+/// Instances started together on a fresh database (`docker compose up --scale`) take turns at
+/// its migrations instead of colliding, and all come up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_started_together_on_a_fresh_database_all_come_up() {
+    let Some((db, _db)) = postgres_db("cluster_start") else {
+        return;
+    };
+    let (a, b, c) = (config(&db, "a"), config(&db, "b"), config(&db, "c"));
+    let (mut a, mut b, mut c) = tokio::join!(
+        ServiceProcess::start(&a, "", "info"),
+        ServiceProcess::start(&b, "", "info"),
+        ServiceProcess::start(&c, "", "info"),
+    );
+    let client = http_client();
+    let all = [&a, &b, &c];
+    wait::until("one leader all agree on", Duration::from_secs(20), || {
+        agreed_leader(&client, &all)
+    })
+    .await;
+    for s in [&mut a, &mut b, &mut c] {
+        assert!(s.terminate().await.success());
+    }
+}
