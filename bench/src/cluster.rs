@@ -121,7 +121,92 @@ async fn agreed_leader(members: &[Member]) -> Result<usize> {
     }
 }
 
+/// The throughput farm: this many good proxies answering after `FARM_LATENCY_MS`, checked
+/// `FARM_CONCURRENCY` at once per instance.
+const FARM_SIZE: usize = 5_000;
+const FARM_LATENCY_MS: u64 = 600;
+const FARM_CONCURRENCY: usize = 100;
+
+fn farm_config(db: &str, id: &str, port: u16, list: &str, check: &str) -> String {
+    format!(
+        "{}[[sources]]\nname = \"farm\"\nkind = \"plain\"\nurl = {list}\ninterval_secs = 3600\n\
+         [validation]\ncheck_url = {check}\nexpect_status = 200\nexpect_body = {body}\n\
+         timeout_ms = 5000\nconcurrency = {FARM_CONCURRENCY}\npark_after_ms = 0\n\
+         revalidate_interval_secs = 3600\n\
+         [tiers]\nslow_threshold_ms = 5000\n",
+        instance_config(db, id, port).replace("sources = []\n", ""),
+        list = toml_string(list),
+        check = toml_string(check),
+        body = toml_string(ORIGIN_BODY),
+    )
+}
+
+/// With `k` instances on a fresh database: the time from spawning them until every one
+/// shows the whole farm classified.
+async fn classify_with(binary: &Path, k: usize, list: &str, check: &str) -> Result<Duration> {
+    let db = BenchDb::create()?;
+    let started = Instant::now();
+    let mut members = Vec::new();
+    for i in 0..k {
+        let id = format!("t{i}");
+        let dir = TempDir::create(&format!("cluster-{id}"))?;
+        let port = free_port(&HashSet::new())?;
+        let config = dir.path().join("proxyvisor.toml");
+        std::fs::write(&config, farm_config(&db.url, &id, port, list, check))
+            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        let log = dir.path().join(format!("{id}.log"));
+        let service = Service::start(binary, &config, port, log)?;
+        members.push(Member {
+            id,
+            port,
+            dir,
+            service,
+        });
+    }
+    let took = loop {
+        let mut done = true;
+        for m in &mut members {
+            m.service.ensure_running()?;
+            done &= match m.service.stats().await {
+                Ok(s) => s.total == FARM_SIZE as u64 && s.fresh == 0,
+                Err(_) => false,
+            };
+        }
+        if done {
+            break started.elapsed();
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err(format!("{k} instances: not classified after 300 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for m in &mut members {
+        m.service.stop().await?;
+    }
+    Ok(took)
+}
+
 pub(crate) async fn bench(binary: &Path, kills: usize) -> Result<()> {
+    let farm = Farm::start(&vec![
+        (Behaviour::Good, Anonymity::Elite, FARM_LATENCY_MS);
+        FARM_SIZE
+    ])
+    .await;
+    let source = SourceServer::start().await;
+    source.set_body("/list", farm.plain_list());
+    let (list, check) = (source.url("/list"), farm.origin.url("/ok"));
+    let mut times = Vec::new();
+    for k in 1..=INSTANCES {
+        let t = classify_with(binary, k, &list, &check).await?;
+        eprintln!(
+            "cluster: {k} instance(s) classified {FARM_SIZE} proxies in {:.2} s",
+            t.as_secs_f64()
+        );
+        times.push(t.as_secs_f64());
+    }
+    farm.shutdown();
+    source.shutdown();
+    print_throughput(&times);
     let db = BenchDb::create()?;
     let mut members = Vec::new();
     for i in 0..INSTANCES {
@@ -167,6 +252,35 @@ pub(crate) async fn bench(binary: &Path, kills: usize) -> Result<()> {
     }
     print_cluster(&handovers);
     Ok(())
+}
+
+fn print_throughput(times: &[f64]) {
+    println!("## Validation with 1, 2 and 3 instances (`cluster`)\n");
+    println!(
+        "A farm of {} good proxies answering after {FARM_LATENCY_MS} ms (in the bench process), \
+         one plain-list source, `concurrency = {FARM_CONCURRENCY}` per instance and \
+         `park_after_ms = 0` (no parked checks: the permits bound the checks, so the work to \
+         share is known), no judge; k \
+         instances on a fresh PostgreSQL database each time. Time from spawning them until \
+         every one shows `tiers.total == {}` and `tiers.fresh == 0` (polled every 100 ms): \
+         start-up, the leader's fetch, the first flush and the sync are included. One instance \
+         alone needs at least {:.0} s of checking ({} × {FARM_LATENCY_MS} ms / {FARM_CONCURRENCY}).\n",
+        thousands(FARM_SIZE as u64),
+        FARM_SIZE,
+        FARM_SIZE as f64 * FARM_LATENCY_MS as f64 / 1000.0 / FARM_CONCURRENCY as f64,
+        thousands(FARM_SIZE as u64),
+    );
+    println!("| instances | all classified | checks/s | × one instance |");
+    println!("|---|---|---|---|");
+    for (i, t) in times.iter().enumerate() {
+        println!(
+            "| {} | {t:.2} s | {:.0} | {:.2} |",
+            i + 1,
+            FARM_SIZE as f64 / t,
+            times[0] / t
+        );
+    }
+    println!();
 }
 
 fn print_cluster(handovers: &[f64]) {
