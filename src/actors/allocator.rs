@@ -2,6 +2,8 @@
 //! loaded first. One actor decides every allocation in turn, so concurrent requests never put a
 //! proxy over capacity; each lease is stored before it is answered, and expired leases free their
 //! slots by themselves. It publishes the load per proxy for `/api/allocation` and `least_loaded`.
+//! In a cluster the decision is made in the store instead, where every instance's leases are
+//! (`Store::decide_lease`), and the book follows the store.
 
 use crate::bus::messages::{Allocate, Release, Renew};
 use crate::clock::now_ms;
@@ -17,10 +19,14 @@ use std::time::Duration;
 
 pub const NAME: &str = crate::bus::names::ALLOCATOR;
 const TICK: Duration = Duration::from_millis(100);
+/// In a cluster, how often the book takes in the other instances' leases.
+const REFRESH_EVERY: Duration = Duration::from_millis(500);
 
 pub struct Allocator {
     shared: Arc<Shared>,
     book: LeaseBook,
+    /// In a cluster: a read of the stored leases is on its way.
+    refreshing: bool,
 }
 
 impl Allocator {
@@ -32,6 +38,7 @@ impl Allocator {
         Allocator {
             shared,
             book: LeaseBook::default(),
+            refreshing: false,
         }
     }
 
@@ -84,6 +91,75 @@ impl Allocator {
     }
 }
 
+impl Allocator {
+    /// The live leases of `rows` as this instance's book.
+    fn rebuild(&mut self, rows: Vec<LeaseRow>, now: i64) {
+        let mut book = LeaseBook::default();
+        for row in rows {
+            let lease = row.into_lease();
+            if lease.expires_at > now {
+                book.restore(lease);
+            }
+        }
+        self.book = book;
+        self.publish();
+    }
+
+    /// In a cluster the lease is decided in the store, where every instance's leases are: under
+    /// a lock the instances take in turn, so requests spread over them never put a proxy over
+    /// its capacity. The book is rebuilt from what the store holds.
+    fn allocate_in_store(
+        &mut self,
+        id: String,
+        order: Vec<(String, u32)>,
+        msg: Allocate,
+        now: i64,
+    ) -> ResponseActFuture<Self, Result<Lease, String>> {
+        let store = self.shared.store.clone();
+        let decide = move |rows: Vec<LeaseRow>| {
+            let mut book = LeaseBook::default();
+            for row in rows {
+                let lease = row.into_lease();
+                if lease.expires_at > now {
+                    book.restore(lease);
+                }
+            }
+            if let Some(l) = msg.session.as_deref().and_then(|s| book.by_session(s, now)) {
+                return (None, l.clone());
+            }
+            let candidates = order.iter().map(|(u, c)| (u.as_str(), *c));
+            let lease = book.allocate(id, candidates, msg.count, now + msg.ttl_ms, msg.session);
+            (Some(LeaseRow::new(&lease, now)), lease)
+        };
+        let fut = async move { store.call(move |s| s.decide_lease(decide)).await };
+        Box::pin(fut.into_actor(self).map(move |r, act, _| match r {
+            Ok((lease, rows)) => {
+                act.rebuild(rows, now);
+                Ok(lease)
+            }
+            Err(e) => Err(format!("the store did not take the lease: {e}")),
+        }))
+    }
+
+    /// In a cluster: the book follows the leases the other instances made (for
+    /// `/api/allocation` and renewals and releases asked here).
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        if self.shared.cluster_store.is_none() || self.refreshing {
+            return;
+        }
+        self.refreshing = true;
+        let store = self.shared.store.clone();
+        let load = async move { store.call(move |s| s.load_leases()).await };
+        ctx.spawn(load.into_actor(self).map(|r, act, _| {
+            act.refreshing = false;
+            match r {
+                Ok(rows) => act.rebuild(rows, now_ms()),
+                Err(e) => log::debug!("{NAME}: cannot read the cluster's leases: {e}"),
+            }
+        }));
+    }
+}
+
 impl Actor for Allocator {
     type Context = Context<Self>;
 
@@ -106,6 +182,7 @@ impl Actor for Allocator {
             Err(e) => log::error!("{NAME}: cannot load leases: {e}"),
         }));
         super::every(ctx, TICK, |act, ctx| act.expire(ctx));
+        super::every(ctx, REFRESH_EVERY, |act, ctx| act.refresh(ctx));
     }
 }
 
@@ -141,6 +218,11 @@ impl Handler<Allocate> for Allocator {
                 .map(|_| format!("{:02x}", rng.random::<u8>()))
                 .collect()
         };
+        if self.shared.cluster_store.is_some() {
+            let order: Vec<(String, u32)> =
+                order.into_iter().map(|(u, c)| (u.to_string(), c)).collect();
+            return self.allocate_in_store(id, order, msg, now);
+        }
         let lease = self
             .book
             .allocate(id, order, msg.count, now + msg.ttl_ms, msg.session);

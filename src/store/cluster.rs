@@ -213,6 +213,42 @@ impl ClusterStore {
 }
 
 impl super::Store {
+    /// In a cluster, leases are decided in the database: under a transaction lock every
+    /// instance takes in turn, `decide` gets every stored lease and answers the lease to add
+    /// (if any), which is stored before the lock goes. With SQLite (one instance, whose
+    /// Allocator decides alone) it is the same without the lock.
+    pub fn decide_lease<T>(
+        &self,
+        decide: impl FnOnce(Vec<super::models::LeaseRow>) -> (Option<super::models::LeaseRow>, T),
+    ) -> Result<(T, Vec<super::models::LeaseRow>), StoreError> {
+        use super::schema::leases;
+        let mut conn = self.conn()?;
+        let super::AnyConnection::Postgres(c) = &mut *conn else {
+            drop(conn);
+            let rows = self.load_leases()?;
+            let (new, answer) = decide(rows.clone());
+            let mut rows = rows;
+            if let Some(row) = new {
+                self.insert_lease(&row)?;
+                rows.push(row);
+            }
+            return Ok((answer, rows));
+        };
+        let r = c.transaction(|c| {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(7236414302)").execute(c)?;
+            let mut rows: Vec<super::models::LeaseRow> = leases::table
+                .select(super::models::LeaseRow::as_select())
+                .load(c)?;
+            let (new, answer) = decide(rows.clone());
+            if let Some(row) = new {
+                diesel::insert_into(leases::table).values(&row).execute(c)?;
+                rows.push(row);
+            }
+            Ok::<_, diesel::result::Error>((answer, rows))
+        })?;
+        Ok(r)
+    }
+
     /// Claims the checks of `keys` for instance `me`, each held `hold_ms` (database time):
     /// answers the keys claimed here and those not stored yet. The others are held by another
     /// instance (or being claimed right now: `SKIP LOCKED`), whose verdict comes through the

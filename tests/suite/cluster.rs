@@ -485,3 +485,115 @@ async fn instances_started_together_on_a_fresh_database_all_come_up() {
         assert!(s.terminate().await.success());
     }
 }
+
+/// Leases are decided in the database: 300 requests spread over three instances at once never
+/// put a proxy over its capacity (by the answers and by each instance's `/api/allocation`),
+/// and the three agree on the totals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_asked_of_three_instances_at_once_never_overfill_a_proxy() {
+    use crate::support::farm::{Anonymity, Behaviour, Farm};
+    use crate::support::source::SourceServer;
+    use std::collections::HashMap;
+    let Some((db, _db)) = postgres_db("cluster_leases") else {
+        return;
+    };
+    const PROXIES: usize = 10;
+    const CAPACITY: usize = 5;
+    let farm = Farm::start(&[(Behaviour::Good, Anonymity::Elite, 0); PROXIES]).await;
+    let source = SourceServer::start().await;
+    source.set_body("/list.txt", farm.plain_list());
+    let pool = crate::farm_config(
+        &db,
+        &source.url("/list.txt"),
+        &farm,
+        &format!("[allocation]\nmax_leases_per_proxy = {CAPACITY}\n"),
+    )
+    .replace(
+        "revalidate_interval_secs = 1",
+        "revalidate_interval_secs = 3600",
+    )
+    .replace(
+        "[database]",
+        "[cluster]\nfailover_secs = 2\nheartbeat_secs = 0.25\n[database]",
+    );
+    let client = http_client();
+    let mut svcs = Vec::new();
+    for id in ["a", "b", "c"] {
+        let config = pool.replace(
+            "[cluster]\n",
+            &format!("[cluster]\ninstance_id = \"{id}\"\n"),
+        );
+        svcs.push(ServiceProcess::start(&config, "", "info").await);
+    }
+    let allocation = |s: &ServiceProcess| {
+        let url = s.url("/api/allocation");
+        let client = client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .ok()?
+                .json::<Value>()
+                .await
+                .ok()
+        }
+    };
+    wait::until(
+        "every instance to serve the farm",
+        Duration::from_secs(30),
+        || async {
+            for s in &svcs {
+                let a = allocation(s).await?;
+                if a["total_capacity"] != (PROXIES * CAPACITY) as u64 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let asks = (0..300).map(|i| {
+        let url = svcs[i % 3].url("/api/leases");
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(url)
+                .json(&serde_json::json!({"count": 1, "ttl_secs": 600}))
+                .send()
+                .await
+                .expect("an answer");
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.expect("JSON")
+        }
+    });
+    let answers = futures_util::future::join_all(asks).await;
+    let mut held: HashMap<String, usize> = HashMap::new();
+    for a in &answers {
+        for p in a["proxies"].as_array().expect("proxies") {
+            *held.entry(p.as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    assert!(held.values().all(|&n| n <= CAPACITY), "{held:?}");
+    assert_eq!(held.values().sum::<usize>(), PROXIES * CAPACITY, "{held:?}");
+    wait::until(
+        "the three to agree on the totals",
+        Duration::from_secs(10),
+        || async {
+            let mut seen = Vec::new();
+            for s in &svcs {
+                let a = allocation(s).await?;
+                let over = (a["proxies"].as_object()?.values())
+                    .any(|p| p["current"].as_u64() > p["max"].as_u64());
+                assert!(!over, "over capacity: {a}");
+                seen.push((a["current_leases"].clone(), a["leases"].clone()));
+            }
+            let all_same = seen.windows(2).all(|w| w[0] == w[1]);
+            (all_same && seen[0].0 == (PROXIES * CAPACITY) as u64 && seen[0].1 == 300).then_some(())
+        },
+    )
+    .await;
+    for s in svcs.iter_mut() {
+        assert!(s.terminate().await.success());
+    }
+}
