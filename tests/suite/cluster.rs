@@ -21,6 +21,14 @@ fn config(db: &str, id: &str) -> String {
     )
 }
 
+/// SIGTERM, and a clean exit (else the end of its log).
+async fn stop(s: &mut ServiceProcess) {
+    let status = s.terminate().await;
+    let log = s.log();
+    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+    assert!(status.success(), "{status}: {:?}", tail);
+}
+
 async fn cluster_of(client: &reqwest::Client, svc: &ServiceProcess) -> Option<Value> {
     let r = client
         .get(svc.url("/api/health/comprehensive"))
@@ -176,7 +184,7 @@ async fn one_leader_and_a_handover_within_the_failover_time_when_it_is_killed() 
     })
     .await;
     for s in svcs.iter_mut() {
-        assert!(s.terminate().await.success());
+        stop(s).await;
     }
 }
 
@@ -279,7 +287,7 @@ async fn a_service_crashing_during_the_handover_is_restarted_once_and_told_once(
     assert_eq!(count("service_recovered"), 1, "{texts:?}");
     assert_eq!(render.restarts(), 1, "{:?}", render.calls());
     for s in svcs.iter_mut() {
-        assert!(s.terminate().await.success());
+        stop(s).await;
     }
 }
 
@@ -370,7 +378,7 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
         assert_eq!(serving(s).await.unwrap().len(), 2);
     }
     for s in svcs.iter_mut() {
-        assert!(s.terminate().await.success());
+        stop(s).await;
     }
 }
 
@@ -458,7 +466,7 @@ async fn three_instances_check_every_proxy_of_a_round_once() {
         );
     }
     for s in svcs.iter_mut() {
-        assert!(s.terminate().await.success());
+        stop(s).await;
     }
 }
 
@@ -482,7 +490,7 @@ async fn instances_started_together_on_a_fresh_database_all_come_up() {
     })
     .await;
     for s in [&mut a, &mut b, &mut c] {
-        assert!(s.terminate().await.success());
+        stop(s).await;
     }
 }
 
@@ -594,6 +602,156 @@ async fn leases_asked_of_three_instances_at_once_never_overfill_a_proxy() {
     )
     .await;
     for s in svcs.iter_mut() {
-        assert!(s.terminate().await.success());
+        stop(s).await;
+    }
+}
+
+/// The one database the cluster stands on is cut (through a relay) until every instance has
+/// seen it and the leader has stepped down: all go on serving their last snapshot, no request
+/// fails; once it is back one instance leads again and what was acknowledged before is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_cut_leaves_no_leader_and_every_instance_serving_then_one_leads_again() {
+    use crate::support::farm::{Anonymity, Behaviour, Farm};
+    use crate::support::relay::Relay;
+    use crate::support::source::SourceServer;
+    let Some((direct, _db)) = postgres_db("cluster_cut") else {
+        return;
+    };
+    let (relay, db) = Relay::in_front_of(&direct).await;
+    let farm = Farm::start(&[(Behaviour::Good, Anonymity::Elite, 0); 2]).await;
+    let source = SourceServer::start().await;
+    source.set_body("/list.txt", farm.plain_list());
+    let pool = crate::farm_config(&db, &source.url("/list.txt"), &farm, "")
+        .replace(
+            "revalidate_interval_secs = 1",
+            "revalidate_interval_secs = 3600",
+        )
+        .replace(
+            "[database]",
+            "[cluster]\nfailover_secs = 2\nheartbeat_secs = 0.25\n[database]",
+        );
+    let client = http_client();
+    let mut svcs = Vec::new();
+    for id in ["a", "b", "c"] {
+        let config = pool.replace(
+            "[cluster]\n",
+            &format!("[cluster]\ninstance_id = \"{id}\"\n"),
+        );
+        svcs.push(ServiceProcess::start(&config, "", "info").await);
+    }
+    let all: Vec<&ServiceProcess> = svcs.iter().collect();
+    wait::until(
+        "one leader and the farm served",
+        Duration::from_secs(30),
+        || async {
+            for s in &all {
+                let text = client
+                    .get(s.url("/list"))
+                    .send()
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                if text.lines().count() != 2 {
+                    return None;
+                }
+            }
+            agreed_leader(&client, &all).await
+        },
+    )
+    .await;
+    // Acknowledged before the cut.
+    let r = client
+        .post(svcs[0].url("/api/leases"))
+        .json(&serde_json::json!({"count": 1, "ttl_secs": 600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let urls: Vec<String> = svcs
+        .iter()
+        .map(|s| s.url("/api/proxy/alive?count=2"))
+        .collect();
+    let running = Arc::new(AtomicBool::new(true));
+    let (asked, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (client, running, asked, failed) = (
+            client.clone(),
+            running.clone(),
+            asked.clone(),
+            failed.clone(),
+        );
+        tokio::spawn(async move {
+            while running.load(Ordering::SeqCst) {
+                for u in &urls {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    let served = async {
+                        let body: Value = client.get(u).send().await.ok()?.json().await.ok()?;
+                        (body["count"] == 2).then_some(())
+                    };
+                    if served.await.is_none() {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    relay.cut();
+    wait::until(
+        "every instance to see the cut and none to lead",
+        Duration::from_secs(20),
+        || async {
+            for s in &all {
+                let c = cluster_of(&client, s).await?;
+                if c["reachable"] != false || c["role"] == "leader" {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for s in &all {
+        assert_eq!(leader_metric(&client, s).await, Some(0.0));
+    }
+    relay.restore().await;
+    wait::until("one leader again", Duration::from_secs(20), || {
+        agreed_leader(&client, &all)
+    })
+    .await;
+    running.store(false, Ordering::SeqCst);
+    load.await.unwrap();
+    assert!(asked.load(Ordering::SeqCst) > 10);
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "a request failed during the cut"
+    );
+    wait::until(
+        "the lease on every instance",
+        Duration::from_secs(10),
+        || async {
+            for s in &all {
+                let a: Value = client
+                    .get(s.url("/api/allocation"))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                if a["leases"] != 1 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for s in svcs.iter_mut() {
+        stop(s).await;
     }
 }
