@@ -41,6 +41,19 @@ impl TierBalancer {
         if self.shared.cluster_store.is_none() || !self.loaded || self.syncing {
             return;
         }
+        // Alone on the database (no other instance alive at the last heartbeat): nothing to
+        // take, and the look would only read back this instance's own writes.
+        let view = self.shared.cluster.load();
+        let failover_ms = (self.shared.config.cluster.failover_secs * 1000.0) as u64;
+        let others = (view.instances.iter()).any(|i| {
+            i.id != view.instance_id
+                && i.role != "stopped"
+                && crate::domain::cluster::alive(i.last_seen, view.db_now, failover_ms)
+        });
+        if !others {
+            self.synced_to = crate::clock::now_ms();
+            return;
+        }
         self.syncing = true;
         let since = self.synced_to - OVERLAP_MS;
         let store = self.shared.store.clone();
