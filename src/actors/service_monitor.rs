@@ -203,7 +203,7 @@ impl ServiceMonitor {
                     .unwrap_or_default()
             );
         }
-        let repairs_here = fx.repair.is_none() || self.shared.leadership.leads();
+        let repairs_here = fx.repair.is_none() || manual || self.shared.leadership.leads();
         for n in fx.notices {
             // What a repair's start says is the repairing leader's to say.
             if !repairs_here
@@ -224,9 +224,10 @@ impl ServiceMonitor {
             });
         }
         if let Some(repair) = fx.repair {
-            if !self.shared.leadership.leads() {
+            if !self.shared.leadership.leads() && !manual {
                 // A follower watches too, but the leader repairs: this one asks again a
-                // heartbeat later (by then it may lead).
+                // heartbeat later (by then it may lead). An admin's request is made where it
+                // was asked.
                 log::info!(
                     "{NAME}: {name}: {} due; the leader makes it",
                     repair.kind.as_str()
@@ -256,11 +257,17 @@ impl ServiceMonitor {
                 repair.kind.as_str(),
                 w.def.recovery.action()
             );
-            self.spawn_repair(name.to_string(), repair.kind, ctx);
+            self.spawn_repair(name.to_string(), repair.kind, manual, ctx);
         }
     }
 
-    fn spawn_repair(&mut self, name: String, kind: RepairKind, ctx: &mut Context<Self>) {
+    fn spawn_repair(
+        &mut self,
+        name: String,
+        kind: RepairKind,
+        manual: bool,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(w) = self.watched.get(&name) else {
             return;
         };
@@ -272,7 +279,8 @@ impl ServiceMonitor {
         let term = self.shared.leadership.term();
         let cooldown_ms = def.rules.cooldown_ms;
         let claim_name = name.clone();
-        let unclaimed = self.shared.leadership.unclaimed();
+        // An admin's request is not claimed: it is one, asked once.
+        let unclaimed = manual || self.shared.leadership.unclaimed();
         ctx.spawn(
             async move {
                 // Claimed in the database first: under this leader's term, and once per

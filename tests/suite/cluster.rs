@@ -755,3 +755,49 @@ async fn a_database_cut_leaves_no_leader_and_every_instance_serving_then_one_lea
         stop(s).await;
     }
 }
+
+/// An admin's restart asked of a follower is made there, once (only automatic repairs wait
+/// for the leader).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admins_restart_asked_of_a_follower_is_made_once() {
+    use crate::support::hosting::{HostedService, RenderApi};
+    let Some((db, _db)) = postgres_db("cluster_manual") else {
+        return;
+    };
+    let svc = HostedService::start().await;
+    let render = RenderApi::start("rnd-test-key").await;
+    let tables = format!(
+        "[[monitors]]\nname = \"backend\"\nurl = \"{}\"\ninterval_secs = 1\ntimeout_ms = 500\n\
+         [monitors.recovery]\naction = \"render\"\nservice_id = \"srv-backend\"\n\
+         api_key = \"rnd-test-key\"\napi_base = \"{}\"\ncooldown_secs = 30\n",
+        svc.url("/health"),
+        render.base_url(),
+    );
+    let client = http_client();
+    let mut svcs = Vec::new();
+    for id in ["a", "b", "c"] {
+        let config = config(&db, id) + &tables;
+        svcs.push(ServiceProcess::start(&config, "admin_token = \"tok\"", "info").await);
+    }
+    let all: Vec<&ServiceProcess> = svcs.iter().collect();
+    let leader = wait::until("one leader", Duration::from_secs(20), || {
+        agreed_leader(&client, &all)
+    })
+    .await;
+    let follower = ["a", "b", "c"].iter().position(|id| *id != leader).unwrap();
+    let r = client
+        .post(svcs[follower].url("/api/admin/monitors/backend/restart"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait::until("the restart call", Duration::from_secs(10), || async {
+        (render.restarts() >= 1).then_some(())
+    })
+    .await;
+    for s in svcs.iter_mut() {
+        stop(s).await;
+    }
+    assert_eq!(render.restarts(), 1, "{:?}", render.calls());
+}
