@@ -502,9 +502,9 @@ fn upstream_of(req: &RequestHead) -> Option<(String, u16, Option<String>)> {
 
 /// A working forward proxy: CONNECT tunnels, or absolute-form requests
 /// rewritten to origin-form with `Connection: close`. A forwarded request stops counting as
-/// open (`open` is dropped) once the first bytes of the answer have reached the client: the
-/// client may be done with it before the origin's close reaches this proxy, and a new request
-/// it makes then must not look like two at once.
+/// open (`open` is dropped) as its answer starts to come back, before a byte of it reaches the
+/// client: the client may be done with it before the origin's close reaches this proxy, and a
+/// new request it makes then must not look like two at once.
 async fn forward(shared: &ProxyShared, mut client: TcpStream, open: &mut Option<GaugeGuard>) {
     let Some((req, leftover)) = read_request(&mut client).await else {
         return;
@@ -591,8 +591,9 @@ async fn forward(shared: &ProxyShared, mut client: TcpStream, open: &mut Option<
     let response_side = async {
         let mut first = [0u8; 4096];
         if let Ok(n @ 1..) = tokio::io::AsyncReadExt::read(&mut up_rd, &mut first).await {
+            // Uncounted before the client can have a byte of it (so before it can be done).
+            open.take();
             if client_wr.write_all(&first[..n]).await.is_ok() {
-                open.take();
                 let _ = tokio::io::copy(&mut up_rd, &mut client_wr).await;
             }
         }

@@ -3,9 +3,10 @@
 //! seen since the last look (with an overlap for writes still landing and clocks a little
 //! apart) and takes each one whose last check is newer than its own record's; new proxies
 //! (another instance's source) join. Nothing taken is written back; deaths and resurrections
-//! taken go to this instance's ResurrectionManager (the leader's re-checks them). A serving proxy that dies
-//! here is written at once rather than at the next flush, so the others stop serving it within
-//! about a second.
+//! taken go to this instance's ResurrectionManager (the leader's re-checks them). A serving
+//! proxy that dies here is written at once rather than at the next flush, so the others stop
+//! serving it within about a second. Checks are claimed in the store before they are made
+//! (`send_checks`), so each is made by one instance.
 
 use super::{TierBalancer, NAME};
 use crate::bus::messages::{CheckBatch, CheckJob, DeadEvent};
