@@ -94,7 +94,6 @@ async fn serving_goes_on_while_postgres_is_away_and_the_pool_catches_up() {
         )
         .await;
     assert_eq!(code, 503, "{body}");
-
     // Back: the writes catch up.
     relay.restore().await;
     wait::until("the store to be ok again", WAIT, || async {
@@ -189,5 +188,67 @@ async fn serving_goes_on_while_the_sqlite_file_is_locked() {
     assert_eq!(code, 204, "{body}");
     let (_, alloc) = app.get_json("/api/allocation").await;
     assert_eq!(alloc["current_leases"], 0, "{alloc}");
+    app.stop().await;
+}
+
+/// PostgreSQL unreachable without a refusal (packets dropped: connections hang until the
+/// store's connect timeout): once the store shows degraded, a stream of admin changes that
+/// must be stored is refused at once (503, the pool's actor refuses them without trying the
+/// store) instead of each holding that actor for the timeout, which would have it restarted
+/// as hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_are_refused_at_once_while_the_store_hangs() {
+    let Some((direct, _db)) = crate::support::app::postgres_db("outage_hang") else {
+        return;
+    };
+    let (relay, relayed) = Relay::in_front_of(&direct).await;
+    let farm = crate::support::farm::Farm::start(
+        &[(
+            crate::support::farm::Behaviour::Good,
+            crate::support::farm::Anonymity::Elite,
+            0,
+        ); 2],
+    )
+    .await;
+    let source = crate::support::source::SourceServer::start().await;
+    source.set_body("/list.txt", farm.plain_list());
+    let config = crate::farm_config(&relayed, &source.url("/list.txt"), &farm, "");
+    let app = crate::support::app::TestApp::start(&config).await;
+    wait::until("the farm to serve", WAIT, || async {
+        (app.serving().await.len() == 2).then_some(())
+    })
+    .await;
+    relay.stall();
+    wait::until("the store to show degraded", WAIT, || async {
+        (store_status(&app).await["status"] == "degraded").then_some(())
+    })
+    .await;
+    let changes = (0..12).map(|i| {
+        let managed =
+            json!({"name": format!("paid-{i}"), "url": format!("http://127.0.0.1:{}", 1000 + i)});
+        let app = &app;
+        async move {
+            let started = std::time::Instant::now();
+            let code = app
+                .send(
+                    reqwest::Method::POST,
+                    "/api/admin/proxies",
+                    Some(ADMIN_TOKEN),
+                    Some(&managed),
+                )
+                .await
+                .0;
+            (code, started.elapsed())
+        }
+    });
+    let answers = futures_util::future::join_all(changes).await;
+    assert!(answers.iter().all(|(c, _)| *c == 503), "{answers:?}");
+    let (_, health) = app.get_json("/api/health/comprehensive").await;
+    let balancer = (health["actors"].as_array().unwrap().iter())
+        .find(|a| a["name"] == "tier_balancer")
+        .cloned()
+        .unwrap();
+    assert_eq!(balancer["restarts"], 0, "{balancer}");
+    relay.restore().await;
     app.stop().await;
 }

@@ -1,6 +1,7 @@
 //! A TCP relay on loopback standing between the app and a server (PostgreSQL): `cut()` closes
-//! every relayed connection and refuses new ones, as a stopped server would; `restore()` accepts
-//! again on the same port.
+//! every relayed connection and refuses new ones, as a stopped server would; `stall()` closes
+//! them and holds new ones unanswered, as a network that drops packets would; `restore()`
+//! relays again on the same port.
 
 use proxyvisor_testkit::loopback::bind_reuse;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,6 +21,8 @@ struct State {
     acceptor: Option<AbortHandle>,
     conns: Vec<AbortHandle>,
     accepted: usize,
+    /// New connections are held, never relayed.
+    stalled: bool,
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -46,10 +49,16 @@ impl Relay {
             let state = state.clone();
             async move {
                 while let Ok((mut client, _)) = listener.accept().await {
+                    let stalled = lock(&state).stalled;
                     let conn = tokio::spawn(async move {
+                        if stalled {
+                            // Held open, unanswered, until the relay is restored.
+                            std::future::pending::<()>().await;
+                        }
                         if let Ok(mut server) = TcpStream::connect(target).await {
                             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                         }
+                        drop(client);
                     });
                     let mut s = lock(&state);
                     s.accepted += 1;
@@ -72,8 +81,27 @@ impl Relay {
         }
     }
 
-    /// Accepts again on the same port.
+    /// Closes every relayed connection; new ones are accepted and never answered.
+    pub fn stall(&self) {
+        let mut s = lock(&self.state);
+        s.stalled = true;
+        for c in s.conns.drain(..) {
+            c.abort();
+        }
+    }
+
+    /// Accepts (or relays, after `stall`) again on the same port.
     pub async fn restore(&self) {
+        {
+            let mut s = lock(&self.state);
+            if s.stalled {
+                s.stalled = false;
+                for c in s.conns.drain(..) {
+                    c.abort();
+                }
+                return;
+            }
+        }
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         // The aborted accept loop drops its listener at its next poll: retry briefly.
         let listener = super::wait::until(
