@@ -13,7 +13,7 @@
 
 use crate::clock::{mono_ms, now_ms};
 use crate::domain::alerts::{AlertEvent, Kind, Severity};
-use crate::domain::cluster::{acts_until, alive, newly_gone, Instance, Role};
+use crate::domain::cluster::{acts_until, alive, newly_gone, others_alive, Instance, Role};
 use crate::published::cluster::{ClusterView, Handover};
 use crate::state::Shared;
 use crate::store::cluster::{Beat, ClusterStore};
@@ -127,12 +127,8 @@ impl Coordinator {
             }
             self.role = role;
         }
-        self.alone = beat.leading
-            && !(beat.instances.iter()).any(|i| {
-                i.id != self.me.id
-                    && i.role != "stopped"
-                    && alive(i.last_seen, beat.now, self.failover_ms)
-            });
+        self.alone =
+            beat.leading && !others_alive(&beat.instances, &self.me.id, beat.now, self.failover_ms);
         // One that came back may be alerted about again when it goes.
         self.alerted.retain(|id| {
             (beat.instances.iter())

@@ -78,6 +78,12 @@ pub fn alive(last_seen: i64, now: i64, failover_ms: u64) -> bool {
     now - last_seen <= failover_ms as i64
 }
 
+/// Whether any instance but `me` is alive (and not stopped) at database time `now`.
+pub fn others_alive(instances: &[Instance], me: &str, now: i64, failover_ms: u64) -> bool {
+    (instances.iter())
+        .any(|i| i.id != me && i.role != "stopped" && alive(i.last_seen, now, failover_ms))
+}
+
 /// How long after its last heartbeat a gone instance is still worth an alert (older rows are
 /// history: an instance stopped for good long ago).
 pub fn alert_window_ms(failover_ms: u64) -> i64 {

@@ -46,11 +46,12 @@ impl TierBalancer {
         // take, and the look would only read back this instance's own writes.
         let view = self.shared.cluster.load();
         let failover_ms = (self.shared.config.cluster.failover_secs * 1000.0) as u64;
-        let others = (view.instances.iter()).any(|i| {
-            i.id != view.instance_id
-                && i.role != "stopped"
-                && crate::domain::cluster::alive(i.last_seen, view.db_now, failover_ms)
-        });
+        let others = crate::domain::cluster::others_alive(
+            &view.instances,
+            &view.instance_id,
+            view.db_now,
+            failover_ms,
+        );
         if !others {
             self.synced_to = crate::clock::now_ms();
             return;
