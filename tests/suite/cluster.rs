@@ -13,6 +13,30 @@ use std::time::{Duration, Instant};
 
 const FAILOVER_SECS: f64 = 2.0;
 
+/// The instances' ids.
+const IDS: [&str; 3] = ["a", "b", "c"];
+
+/// A farm config (`crate::farm_config`) as instance `id` of a cluster with the tests' short
+/// failover.
+fn member(farm_config: &str, id: &str) -> String {
+    farm_config.replace(
+        "[database]",
+        &format!(
+            "[cluster]\ninstance_id = \"{id}\"\nfailover_secs = {FAILOVER_SECS}\n\
+             heartbeat_secs = 0.25\n[database]"
+        ),
+    )
+}
+
+/// Instances `a`, `b` and `c`, each up before the next starts.
+async fn start_three(config: impl Fn(&str) -> String, extra_server: &str) -> Vec<ServiceProcess> {
+    let mut svcs = Vec::new();
+    for id in IDS {
+        svcs.push(ServiceProcess::start(&config(id), extra_server, "info").await);
+    }
+    svcs
+}
+
 fn config(db: &str, id: &str) -> String {
     format!(
         "sources = []\n\
@@ -79,16 +103,13 @@ async fn one_leader_and_a_handover_within_the_failover_time_when_it_is_killed() 
         return;
     };
     let client = http_client();
-    let mut svcs = Vec::new();
-    for id in ["a", "b", "c"] {
-        svcs.push(ServiceProcess::start(&config(&db, id), "", "info").await);
-    }
+    let mut svcs = start_three(|id| config(&db, id), "").await;
     let all: Vec<&ServiceProcess> = svcs.iter().collect();
     let leader = wait::until("one leader all agree on", Duration::from_secs(20), || {
         agreed_leader(&client, &all)
     })
     .await;
-    let index = ["a", "b", "c"]
+    let index = IDS
         .iter()
         .position(|id| *id == leader)
         .expect("the leader is one of them");
@@ -214,11 +235,7 @@ async fn a_service_crashing_during_the_handover_is_restarted_once_and_told_once(
         telegram.api_base()
     );
     let client = http_client();
-    let mut svcs = Vec::new();
-    for id in ["a", "b", "c"] {
-        let config = config(&db, id) + &tables;
-        svcs.push(ServiceProcess::start(&config, "", "info").await);
-    }
+    let mut svcs = start_three(|id| config(&db, id) + &tables, "").await;
     let all: Vec<&ServiceProcess> = svcs.iter().collect();
     let leader = wait::until("one leader", Duration::from_secs(20), || {
         agreed_leader(&client, &all)
@@ -242,7 +259,7 @@ async fn a_service_crashing_during_the_handover_is_restarted_once_and_told_once(
     })
     .await;
 
-    let index = ["a", "b", "c"].iter().position(|id| *id == leader).unwrap();
+    let index = IDS.iter().position(|id| *id == leader).unwrap();
     let mut killed = svcs.remove(index);
     killed.kill9().await;
     svc.set_mode_and_wait(Mode::Crashed).await;
@@ -310,20 +327,9 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
             "revalidate_interval_secs = 1",
             "revalidate_interval_secs = 3600",
         )
-        .replace("delays_secs = [1, 3600]", "delays_secs = [3600]")
-        .replace(
-            "[database]",
-            "[cluster]\nfailover_secs = 2\nheartbeat_secs = 0.25\n[database]",
-        );
+        .replace("delays_secs = [1, 3600]", "delays_secs = [3600]");
     let client = http_client();
-    let mut svcs = Vec::new();
-    for id in ["a", "b", "c"] {
-        let config = pool.replace(
-            "[cluster]\n",
-            &format!("[cluster]\ninstance_id = \"{id}\"\n"),
-        );
-        svcs.push(ServiceProcess::start(&config, "", "info").await);
-    }
+    let mut svcs = start_three(|id| member(&pool, id), "").await;
     let serving = |s: &ServiceProcess| {
         let url = s.url("/list?limit=10");
         let client = client.clone();
@@ -411,21 +417,10 @@ async fn three_instances_check_every_proxy_of_a_round_once() {
             "timeout_ms = 1000\nconcurrency = 50",
             "timeout_ms = 5000\nconcurrency = 100",
         )
-        .replace("slow_threshold_ms = 1000", "slow_threshold_ms = 5000")
-        .replace(
-            "[database]",
-            "[cluster]\nfailover_secs = 2\nheartbeat_secs = 0.25\n[database]",
-        );
+        .replace("slow_threshold_ms = 1000", "slow_threshold_ms = 5000");
     assert!(!pool.contains("judge_url"), "{pool}");
     let client = http_client();
-    let mut svcs = Vec::new();
-    for id in ["a", "b", "c"] {
-        let config = pool.replace(
-            "[cluster]\n",
-            &format!("[cluster]\ninstance_id = \"{id}\"\n"),
-        );
-        svcs.push(ServiceProcess::start(&config, "", "info").await);
-    }
+    let mut svcs = start_three(|id| member(&pool, id), "").await;
     let serving = |s: &ServiceProcess| {
         let url = s.url(&format!("/list?limit={N}"));
         let client = client.clone();
@@ -519,20 +514,9 @@ async fn leases_asked_of_three_instances_at_once_never_overfill_a_proxy() {
     .replace(
         "revalidate_interval_secs = 1",
         "revalidate_interval_secs = 3600",
-    )
-    .replace(
-        "[database]",
-        "[cluster]\nfailover_secs = 2\nheartbeat_secs = 0.25\n[database]",
     );
     let client = http_client();
-    let mut svcs = Vec::new();
-    for id in ["a", "b", "c"] {
-        let config = pool.replace(
-            "[cluster]\n",
-            &format!("[cluster]\ninstance_id = \"{id}\"\n"),
-        );
-        svcs.push(ServiceProcess::start(&config, "", "info").await);
-    }
+    let mut svcs = start_three(|id| member(&pool, id), "").await;
     let allocation = |s: &ServiceProcess| {
         let url = s.url("/api/allocation");
         let client = client.clone();
@@ -621,24 +605,12 @@ async fn a_database_cut_leaves_no_leader_and_every_instance_serving_then_one_lea
     let farm = Farm::start(&[(Behaviour::Good, Anonymity::Elite, 0); 2]).await;
     let source = SourceServer::start().await;
     source.set_body("/list.txt", farm.plain_list());
-    let pool = crate::farm_config(&db, &source.url("/list.txt"), &farm, "")
-        .replace(
-            "revalidate_interval_secs = 1",
-            "revalidate_interval_secs = 3600",
-        )
-        .replace(
-            "[database]",
-            "[cluster]\nfailover_secs = 2\nheartbeat_secs = 0.25\n[database]",
-        );
+    let pool = crate::farm_config(&db, &source.url("/list.txt"), &farm, "").replace(
+        "revalidate_interval_secs = 1",
+        "revalidate_interval_secs = 3600",
+    );
     let client = http_client();
-    let mut svcs = Vec::new();
-    for id in ["a", "b", "c"] {
-        let config = pool.replace(
-            "[cluster]\n",
-            &format!("[cluster]\ninstance_id = \"{id}\"\n"),
-        );
-        svcs.push(ServiceProcess::start(&config, "", "info").await);
-    }
+    let mut svcs = start_three(|id| member(&pool, id), "").await;
     let all: Vec<&ServiceProcess> = svcs.iter().collect();
     wait::until(
         "one leader and the farm served",
@@ -774,17 +746,13 @@ async fn an_admins_restart_asked_of_a_follower_is_made_once() {
         render.base_url(),
     );
     let client = http_client();
-    let mut svcs = Vec::new();
-    for id in ["a", "b", "c"] {
-        let config = config(&db, id) + &tables;
-        svcs.push(ServiceProcess::start(&config, "admin_token = \"tok\"", "info").await);
-    }
+    let mut svcs = start_three(|id| config(&db, id) + &tables, "admin_token = \"tok\"").await;
     let all: Vec<&ServiceProcess> = svcs.iter().collect();
     let leader = wait::until("one leader", Duration::from_secs(20), || {
         agreed_leader(&client, &all)
     })
     .await;
-    let follower = ["a", "b", "c"].iter().position(|id| *id != leader).unwrap();
+    let follower = IDS.iter().position(|id| *id != leader).unwrap();
     let r = client
         .post(svcs[follower].url("/api/admin/monitors/backend/restart"))
         .bearer_auth("tok")
