@@ -118,7 +118,11 @@ impl Alerter {
         }
         let leads = lead.leads();
         let started = leads && !self.leading;
-        if started || self.last_reload.elapsed() >= RELOAD_EVERY {
+        // Alone on the database there is nobody else's alert to take in.
+        let failover_ms = (self.shared.config.cluster.failover_secs * 1000.0) as u64;
+        let due = self.last_reload.elapsed() >= RELOAD_EVERY
+            && self.shared.cluster.load().others_alive(failover_ms);
+        if started || due {
             if started {
                 log::info!("{NAME}: this instance leads: it delivers the cluster's alerts");
             }

@@ -92,6 +92,12 @@ impl Allocator {
 }
 
 impl Allocator {
+    /// Another instance on the same database was alive at the last heartbeat.
+    fn others_alive(&self) -> bool {
+        let failover_ms = (self.shared.config.cluster.failover_secs * 1000.0) as u64;
+        self.shared.cluster.load().others_alive(failover_ms)
+    }
+
     /// The live leases of `rows` as this instance's book.
     fn rebuild(&mut self, rows: Vec<LeaseRow>, now: i64) {
         let mut book = LeaseBook::default();
@@ -144,7 +150,8 @@ impl Allocator {
     /// In a cluster: the book follows the leases the other instances made (for
     /// `/api/allocation` and renewals and releases asked here).
     fn refresh(&mut self, ctx: &mut Context<Self>) {
-        if self.shared.cluster_store.is_none() || self.refreshing {
+        // Alone on the database (or on SQLite) the book is the store's.
+        if !self.others_alive() || self.refreshing {
             return;
         }
         self.refreshing = true;
@@ -218,7 +225,9 @@ impl Handler<Allocate> for Allocator {
                 .map(|_| format!("{:02x}", rng.random::<u8>()))
                 .collect()
         };
-        if self.shared.cluster_store.is_some() {
+        // With others alive on the database the decision is made there; alone, this actor is
+        // the only one deciding, as with SQLite.
+        if self.others_alive() {
             let order: Vec<(String, u32)> =
                 order.into_iter().map(|(u, c)| (u.to_string(), c)).collect();
             return self.allocate_in_store(id, order, msg, now);

@@ -22,6 +22,16 @@ pub struct ClusterView {
 }
 
 impl ClusterView {
+    /// Another instance was alive at the last heartbeat (with SQLite: never).
+    pub fn others_alive(&self, failover_ms: u64) -> bool {
+        crate::domain::cluster::others_alive(
+            &self.instances,
+            &self.instance_id,
+            self.db_now,
+            failover_ms,
+        )
+    }
+
     /// The only instance there is (SQLite).
     pub fn single(instance_id: String) -> ClusterView {
         ClusterView {

@@ -44,15 +44,8 @@ impl TierBalancer {
         }
         // Alone on the database (no other instance alive at the last heartbeat): nothing to
         // take, and the look would only read back this instance's own writes.
-        let view = self.shared.cluster.load();
         let failover_ms = (self.shared.config.cluster.failover_secs * 1000.0) as u64;
-        let others = crate::domain::cluster::others_alive(
-            &view.instances,
-            &view.instance_id,
-            view.db_now,
-            failover_ms,
-        );
-        if !others {
+        if !self.shared.cluster.load().others_alive(failover_ms) {
             self.synced_to = crate::clock::now_ms();
             return;
         }
