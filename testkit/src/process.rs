@@ -45,10 +45,17 @@ impl Process {
     ) -> Result<Process, String> {
         let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut command = Command::new(binary);
+        // In its config's folder: what it keeps beside itself (`data/`) stays there. Paths
+        // are made absolute first, as they would otherwise be read from that folder.
+        let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let (binary, config) = (absolute(binary), absolute(config));
+        let mut command = Command::new(&binary);
+        if let Some(dir) = config.parent() {
+            command.current_dir(dir);
+        }
         command
             .arg("--config")
-            .arg(config)
+            .arg(&config)
             .env("RUST_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(out)

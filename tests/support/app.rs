@@ -17,6 +17,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,
+    /// The app's data directory when the config names none (not the test's working folder).
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -36,6 +38,14 @@ impl TestApp {
         if config.gateway.socks_bind.is_some() {
             config.gateway.socks_bind = Some("127.0.0.1:0".into());
         }
+        let data_dir = match config.database.data_dir {
+            Some(_) => None,
+            None => {
+                let d = tempfile::tempdir().expect("a temporary folder");
+                config.database.data_dir = Some(d.path().to_path_buf());
+                Some(d)
+            }
+        };
         config.validate().expect("test config is valid");
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -60,6 +70,7 @@ impl TestApp {
             client,
             handle,
             thread: Some(thread),
+            _data_dir: data_dir,
         }
     }
 
