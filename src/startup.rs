@@ -89,7 +89,7 @@ impl Application {
             );
         }
         let geoip = open_geoip(&config).await?;
-        let admin_token = admin_token(&config, &store.backend().data_dir())?;
+        let admin_token = admin_token(&config, &config.database.data_dir())?;
         raise_open_files_limit(config.validation.concurrency);
         let addr = config
             .bind_addr()

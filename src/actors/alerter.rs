@@ -13,7 +13,8 @@ use crate::channels::{self, Channel};
 use crate::clock::now_ms;
 use crate::domain::alerts::{self, fold, AlertEvent, Fold, Kind, OpenAlert, Severity};
 use crate::state::Shared;
-use crate::store::alerts::{NewAlertRow, Stored};
+use crate::store::alerts::{DeliveryRow, NewAlertRow, Stored};
+use crate::store::journal::Journal;
 use actix::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use std::time::Duration;
 mod daily;
 mod delivery;
 mod outbox;
-mod unstored;
+mod waiting;
 
 pub const NAME: &str = crate::bus::names::ALERTER;
 const TICK: Duration = Duration::from_millis(100);
@@ -62,6 +63,12 @@ pub struct Alerter {
     /// Alerts dropped because `unstored` was full.
     unstored_dropped: u64,
     storing_unstored: bool,
+    /// Outcomes of deliveries the store did not record (it is away), recorded when it is back.
+    unwritten: std::collections::VecDeque<DeliveryRow>,
+    writing_unwritten: bool,
+    /// Where `unstored` and `unwritten` are kept while they wait (`store::journal`).
+    journal: Journal,
+    journal_failing: bool,
     /// In a cluster: whether this instance led at the last tick (the outbox is reloaded from
     /// the store when it starts leading, and now and then while it leads).
     leading: bool,
@@ -82,6 +89,7 @@ impl Alerter {
         let a = &shared.config.alerts;
         let channels = channels::from_config(a);
         let daily = shared.config.defs.daily_report_at;
+        let journal = Journal::new(&shared.config.database.data_dir(), &journal_name(&shared));
         Alerter {
             cooldown_ms: (a.cooldown_secs.clamp(0.0, 1e9) * 1000.0) as i64,
             channels,
@@ -94,6 +102,10 @@ impl Alerter {
             unstored: Default::default(),
             unstored_dropped: 0,
             storing_unstored: false,
+            unwritten: Default::default(),
+            writing_unwritten: false,
+            journal,
+            journal_failing: false,
             leading: false,
             last_reload: std::time::Instant::now(),
             reloading: false,
@@ -245,6 +257,26 @@ impl Alerter {
     }
 }
 
+/// The journal's file name: one per instance of a cluster (they may share a data directory).
+fn journal_name(shared: &Shared) -> String {
+    match shared.leadership.is_single() {
+        true => "journal.json".into(),
+        false => {
+            let id = &shared.cluster.load().instance_id;
+            let id: String = (id.chars())
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("journal-{id}.json")
+        }
+    }
+}
+
 /// A store call's result, its failure as text.
 fn flatten<T>(r: Result<T, crate::store::StoreError>) -> Result<T, String> {
     r.map_err(|e| e.to_string())
@@ -255,8 +287,9 @@ impl Actor for Alerter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::start_heartbeat::<Self>(ctx, &self.shared, NAME);
+        self.replay_journal();
         self.load_outbox(ctx);
-        super::every(ctx, RETRY_STORE, |act, ctx| act.store_unstored(ctx));
+        super::every(ctx, RETRY_STORE, |act, ctx| act.store_waiting(ctx));
         self.prune(ctx);
         super::every(ctx, PRUNE_EVERY, |act, ctx| act.prune(ctx));
         super::every(ctx, TICK, |act, ctx| {
@@ -273,7 +306,7 @@ impl Handler<Alert> for Alerter {
     fn handle(&mut self, Alert(e): Alert, ctx: &mut Self::Context) {
         // Behind alerts already waiting for the store: keep the order, do not wait again.
         if !self.unstored.is_empty() || self.storing_unstored {
-            self.keep_unstored(e, false);
+            self.keep_unstored(e);
             return;
         }
         ctx.wait(self.raise(e.clone()).map(|r, act, _| {
@@ -282,7 +315,7 @@ impl Handler<Alert> for Alerter {
                     "{NAME}: the store did not take an alert ({err}); it is kept in memory and \
                      stored when the store is back"
                 );
-                act.keep_unstored(e, false);
+                act.keep_unstored(e);
             }
         }));
     }

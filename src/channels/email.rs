@@ -72,8 +72,17 @@ impl Email {
     }
 
     fn message(&self, alert: &Outgoing) -> Result<Message, SendError> {
+        // The same for every attempt of this alert, so that mail systems that fold repeats by
+        // Message-ID show an email sent again (after a handover, say) once.
+        let id = format!(
+            "<alert-{}-{}@{}>",
+            alert.id,
+            alert.created_at,
+            self.from.email.domain()
+        );
         let mut b = Message::builder()
             .from(self.from.clone())
+            .message_id(Some(id))
             .subject(email_subject(alert));
         for to in &self.to {
             b = b.to(to.clone());

@@ -37,6 +37,20 @@ pub struct DatabaseConfig {
     pub url: String,
     /// How often check results are written behind, in one transaction.
     pub flush_interval_ms: u64,
+    /// Where the service keeps its own files (the generated admin token, the journal of what
+    /// waits for the store): by default beside the SQLite file, or `data/` with PostgreSQL.
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+impl DatabaseConfig {
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        match &self.data_dir {
+            Some(d) => d.clone(),
+            None => crate::store::Backend::from_url(&self.url)
+                .map(|b| b.data_dir())
+                .unwrap_or_else(|_| "data".into()),
+        }
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -44,6 +58,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://data/proxyvisor.db".into(),
             flush_interval_ms: 1000,
+            data_dir: None,
         }
     }
 }

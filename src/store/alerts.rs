@@ -38,7 +38,9 @@ pub struct NewAlertRow {
     pub closed_at: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(
+    Clone, Debug, PartialEq, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize,
+)]
 #[diesel(table_name = alert_deliveries)]
 pub struct DeliveryRow {
     pub alert_id: i64,
@@ -258,20 +260,37 @@ impl Store {
         Ok(rows)
     }
 
-    /// Writes a delivery's state after an attempt.
+    /// Writes a delivery's state after an attempt, if it is still pending (another instance
+    /// may have settled it meanwhile: that outcome stands), and lets its claim go (PostgreSQL).
     pub fn update_delivery(&self, row: &DeliveryRow) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        on_conn!(&mut *conn, |c| diesel::update(
-            alert_deliveries::table.find((row.alert_id, &row.channel))
-        )
-        .set((
+        let target = alert_deliveries::table
+            .filter(alert_deliveries::alert_id.eq(row.alert_id))
+            .filter(alert_deliveries::channel.eq(&row.channel))
+            .filter(alert_deliveries::state.eq(PENDING));
+        let values = (
             alert_deliveries::state.eq(&row.state),
             alert_deliveries::attempts.eq(row.attempts),
             alert_deliveries::last_error.eq(&row.last_error),
             alert_deliveries::next_attempt_at.eq(row.next_attempt_at),
             alert_deliveries::sent_at.eq(row.sent_at),
-        ))
-        .execute(c))?;
+        );
+        match &mut *conn {
+            AnyConnection::Postgres(c) => c.transaction(|c| {
+                diesel::update(target).set(values).execute(c)?;
+                diesel::sql_query(
+                    "UPDATE alert_deliveries SET claimed_by = NULL, claimed_until = NULL \
+                     WHERE alert_id = $1 AND channel = $2 AND claimed_by IS NOT NULL",
+                )
+                .bind::<diesel::sql_types::BigInt, _>(row.alert_id)
+                .bind::<diesel::sql_types::Text, _>(&row.channel)
+                .execute(c)?;
+                Ok::<_, diesel::result::Error>(())
+            })?,
+            AnyConnection::Sqlite(c) => {
+                diesel::update(target).set(values).execute(c)?;
+            }
+        }
         Ok(())
     }
 

@@ -325,6 +325,73 @@ impl super::Store {
     }
 }
 
+/// What became of a claim on an alert delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryClaim {
+    /// Claimed here: send it.
+    Claimed,
+    /// Held by another instance (its send may be on its way), or this one no longer leads in
+    /// that term: not now.
+    Held,
+    /// No longer pending (sent or given up by another instance, or gone): nothing to do.
+    Settled,
+}
+
+#[derive(QueryableByName)]
+struct StateRow {
+    #[diesel(sql_type = Text)]
+    state: String,
+}
+
+impl super::Store {
+    /// Claims the delivery of alert `alert_id` to `channel` for instance `me` leading in
+    /// `term`, for `hold_ms` (database time): granted while the delivery is pending, `me`
+    /// holds the lease in that term and no other instance holds a claim on it that has not
+    /// run out. The outcome's write (`update_delivery`) lets the claim go. Always `Claimed`
+    /// with SQLite (one instance).
+    pub fn claim_delivery(
+        &self,
+        alert_id: i64,
+        channel: &str,
+        me: &str,
+        term: i64,
+        hold_ms: i64,
+    ) -> Result<DeliveryClaim, StoreError> {
+        let mut conn = self.conn()?;
+        let super::AnyConnection::Postgres(c) = &mut *conn else {
+            return Ok(DeliveryClaim::Claimed);
+        };
+        let claimed = diesel::sql_query(format!(
+            "UPDATE alert_deliveries d SET claimed_by = $3, claimed_until = n.now + $5 \
+             FROM (SELECT {DB_NOW} AS now) n \
+             WHERE d.alert_id = $1 AND d.channel = $2 AND d.state = 'pending' \
+               AND (d.claimed_until IS NULL OR d.claimed_until < n.now OR d.claimed_by = $3) \
+               AND EXISTS (SELECT 1 FROM cluster_lease WHERE name = 'leader' \
+                 AND leader_id = $3 AND term = $4 AND expires_at > n.now)"
+        ))
+        .bind::<BigInt, _>(alert_id)
+        .bind::<Text, _>(channel)
+        .bind::<Text, _>(me)
+        .bind::<BigInt, _>(term)
+        .bind::<BigInt, _>(hold_ms)
+        .execute(c)?;
+        if claimed == 1 {
+            return Ok(DeliveryClaim::Claimed);
+        }
+        let state: Option<StateRow> = diesel::sql_query(
+            "SELECT state FROM alert_deliveries WHERE alert_id = $1 AND channel = $2",
+        )
+        .bind::<BigInt, _>(alert_id)
+        .bind::<Text, _>(channel)
+        .get_result(c)
+        .optional()?;
+        Ok(match state {
+            Some(s) if s.state == super::alerts::PENDING => DeliveryClaim::Held,
+            _ => DeliveryClaim::Settled,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -109,6 +109,7 @@ macro_rules! on_conn {
 // After `on_conn!`, which they use.
 pub mod alerts;
 pub mod cluster;
+pub mod journal;
 pub mod monitors;
 pub mod pool;
 pub mod usage;

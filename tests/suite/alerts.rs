@@ -129,6 +129,13 @@ async fn the_test_alert_reaches_telegram_and_email() {
         "{}",
         mail.data
     );
+    // One Message-ID per alert, the same at every attempt (mail systems fold a repeat).
+    assert!(
+        mail.data.contains(&format!("Message-ID: <alert-{id}-"))
+            && mail.data.contains("@example.test>"),
+        "{}",
+        mail.data
+    );
     assert!(
         mail.data
             .contains("[WARNING] test\r\nTest alert from Proxyvisor"),

@@ -7,12 +7,16 @@ use crate::clock::{now_ms, rfc3339};
 use crate::domain::alerts::{after_attempt, Kind, Next, Outgoing, SendError, Severity};
 use crate::published::board::ChannelState;
 use crate::store::alerts::{AlertRow, DeliveryRow, FAILED, PENDING, SENT};
+use crate::store::cluster::DeliveryClaim;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Deliveries on their way to one channel at once.
 const IN_FLIGHT_PER_CHANNEL: usize = 4;
+/// How long a claimed delivery is held from other instances (database time): as long as an
+/// attempt can take, and a little more for its outcome to be written.
+const CLAIM_HOLD_MS: i64 = channels::SEND_TIMEOUT.as_millis() as i64 + 5_000;
 
 impl Alerter {
     /// Starts every delivery that is due (oldest first, a few per channel at once).
@@ -52,7 +56,23 @@ impl Alerter {
     fn attempt(&mut self, id: i64, channel: Arc<dyn Channel>, ctx: &mut Context<Self>) {
         let store = self.shared.store.clone();
         let name = channel.name();
+        let me = self.shared.cluster.load().instance_id.clone();
+        let term = self.shared.leadership.term();
+        let unclaimed = self.shared.leadership.unclaimed();
         let work = async move {
+            // In a cluster, claimed first under this leader's term: no other instance starts
+            // it while the claim holds, and a deposed leader starts none.
+            if !unclaimed {
+                let claim = store
+                    .call(move |s| s.claim_delivery(id, name, &me, term, CLAIM_HOLD_MS))
+                    .await;
+                match flatten(claim) {
+                    Ok(DeliveryClaim::Claimed) => {}
+                    Ok(DeliveryClaim::Held) => return Err(Attempt::Held),
+                    Ok(DeliveryClaim::Settled) => return Err(Attempt::Settled),
+                    Err(e) => return Err(Attempt::Store(e)),
+                }
+            }
             let row = store.call(move |s| s.load_alert(id)).await;
             let alert = match flatten(row) {
                 Ok(Some(row)) => outgoing(row).map_err(Attempt::Unsendable)?,
@@ -94,6 +114,17 @@ impl Alerter {
                 // Not the channel's fault: try again soon, no attempt counted.
                 log::warn!("{NAME}: alert #{id} → {channel}: cannot read it from the store: {e}");
                 p.next_at = now + 1000;
+                return;
+            }
+            Err(Attempt::Held) => {
+                log::debug!("{NAME}: alert #{id} → {channel}: held by another instance");
+                p.next_at = now + 1000;
+                return;
+            }
+            Err(Attempt::Settled) => {
+                log::info!("{NAME}: alert #{id} → {channel}: settled by another instance");
+                self.outbox.remove(&(id, channel));
+                (self.finished).insert((id, channel), std::time::Instant::now());
                 return;
             }
         };
@@ -162,12 +193,15 @@ impl Alerter {
             Some(_) => s.failed_total += 1,
         });
         let store = self.shared.store.clone();
+        let row_kept = row.clone();
         let write = async move { store.call(move |s| s.update_delivery(&row)).await };
-        ctx.spawn(write.into_actor(self).map(move |r, _, _| {
+        ctx.spawn(write.into_actor(self).map(move |r, act, _| {
             if let Err(e) = flatten(r) {
-                log::error!(
-                    "{NAME}: alert #{id} → {channel}: cannot store the delivery state: {e}"
+                log::warn!(
+                    "{NAME}: alert #{id} → {channel}: cannot record the outcome yet ({e}): kept \
+                     until the store answers"
                 );
+                act.keep_unwritten(row_kept);
             }
         }));
     }
@@ -180,6 +214,10 @@ enum Attempt {
     Unsendable(String),
     /// The store did not answer.
     Store(String),
+    /// Claimed by another instance, or this one no longer leads (cluster).
+    Held,
+    /// Sent or given up by another instance (cluster).
+    Settled,
 }
 
 fn outgoing(r: AlertRow) -> Result<Outgoing, String> {

@@ -70,8 +70,8 @@ impl Alerter {
             return;
         }
         // Beside the other work, never waited for (a store that is away must not hold the
-        // actor), one at a time, and not while alerts wait for the store.
-        if self.reloading || !self.unstored.is_empty() {
+        // actor), one at a time, and not while alerts or outcomes wait for the store.
+        if self.reloading || !self.unstored.is_empty() || !self.unwritten.is_empty() {
             return;
         }
         self.reloading = true;
@@ -114,7 +114,11 @@ impl Alerter {
         (self.finished).retain(|_, at| at.elapsed() < Duration::from_secs(60));
         for (row, created_at) in pending {
             match self.channel(&row.channel).map(|c| c.name()) {
-                Some(name) if self.finished.contains_key(&(row.alert_id, name)) => {}
+                // Finished here, its outcome maybe not recorded yet.
+                Some(name)
+                    if self.finished.contains_key(&(row.alert_id, name))
+                        || (self.unwritten.iter())
+                            .any(|u| u.alert_id == row.alert_id && u.channel == name) => {}
                 Some(name) => {
                     self.outbox.entry((row.alert_id, name)).or_insert(Pending {
                         attempts: row.attempts.max(0) as u32,
