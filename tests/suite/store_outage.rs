@@ -252,3 +252,98 @@ async fn admin_changes_are_refused_at_once_while_the_store_hangs() {
     relay.restore().await;
     app.stop().await;
 }
+
+/// An alert raised while PostgreSQL is away waits in the journal (a file in the data
+/// directory): the process killed before the store is back, it is delivered by the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_waiting_for_the_store_outlives_a_kill_and_is_sent_after_the_restart() {
+    use crate::support::process::{free_port, ServiceProcess};
+    let Some((direct, _db)) = postgres_db("journal") else {
+        return;
+    };
+    let (relay, relayed) = Relay::in_front_of(&direct).await;
+    let telegram = TelegramServer::start("1:tok").await;
+    let data = tempfile::tempdir().unwrap();
+    let config = format!(
+        "sources = []\n[database]\nurl = \"{relayed}\"\ndata_dir = \"{}\"\n\
+         [supervision]\nfault_injection = true\nmax_restarts = 1\n\
+         [alerts]\ndaily_report_at = \"\"\n[alerts.telegram]\nbot_token = \"1:tok\"\nchat_id = 7\n\
+         api_base = \"{}\"\n",
+        data.path().display(),
+        telegram.api_base()
+    );
+    let server = format!("admin_token = \"{ADMIN_TOKEN}\"");
+    let port = free_port();
+    let mut svc = ServiceProcess::start_on(port, &config, &server, "info").await;
+    let client = crate::support::app::http_client();
+    let health = |svc: &ServiceProcess| {
+        let (client, url) = (client.clone(), svc.url("/api/health/comprehensive"));
+        async move {
+            let v: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+            Some(v)
+        }
+    };
+
+    relay.cut();
+    // An actor crashing past its restart intensity: one actor_failed alert, nowhere to go.
+    for n in 1..=2 {
+        wait::until("the source fetcher running", WAIT, || async {
+            let crash = (client.post(svc.url("/api/admin/actors/source_fetcher/crash")))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?;
+            (crash.status() == 202).then_some(())
+        })
+        .await;
+        wait::until("the crash to be counted", WAIT, || async {
+            let h = health(&svc).await?;
+            let a = (h["actors"].as_array()?.iter()).find(|a| a["name"] == "source_fetcher")?;
+            (a["restarts"].as_i64() >= Some(n)).then_some(())
+        })
+        .await;
+    }
+    wait::until("the alert to wait for the store", WAIT, || async {
+        (health(&svc).await?["store"]["alerts_waiting"].as_u64()? >= 1).then_some(())
+    })
+    .await;
+    // One journal, named after this instance (`hostname:port` by default).
+    let files: Vec<_> = (std::fs::read_dir(data.path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("journal-")
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let journal = files[0].clone();
+    assert!(
+        journal
+            .to_string_lossy()
+            .ends_with(&format!("_{port}.json")),
+        "{journal:?}"
+    );
+    let kept = std::fs::read_to_string(&journal).expect("the journal file");
+    assert!(kept.contains("actor_failed"), "{kept}");
+    svc.kill9().await;
+    assert!(telegram.messages().is_empty(), "nothing could be sent");
+
+    relay.restore().await;
+    let mut svc = ServiceProcess::start_on(port, &config, &server, "info").await;
+    let m = wait::until("the kept alert to reach Telegram", WAIT, || async {
+        (telegram.messages().into_iter()).find(|m| m.text.starts_with("[CRITICAL] actor_failed\n"))
+    })
+    .await;
+    assert!(m.text.contains("source_fetcher"), "{}", m.text);
+    wait::until("the journal emptied", WAIT, || async {
+        (!journal.exists()).then_some(())
+    })
+    .await;
+    let sent = (telegram.messages().iter())
+        .filter(|m| m.text.contains("actor_failed"))
+        .count();
+    assert_eq!(sent, 1, "{:?}", telegram.messages());
+    svc.terminate().await;
+}
