@@ -44,6 +44,8 @@ struct Pending {
     /// The alert's creation (deliveries are given up a day later).
     created_at: i64,
     in_flight: bool,
+    /// Found claimed by another instance (told once in the log).
+    held: bool,
 }
 
 pub struct Alerter {
@@ -240,6 +242,7 @@ impl Alerter {
                                     next_at: e.at,
                                     created_at: e.at,
                                     in_flight: false,
+                                    held: false,
                                 },
                             );
                         }

@@ -769,3 +769,104 @@ async fn an_admins_restart_asked_of_a_follower_is_made_once() {
     }
     assert_eq!(render.restarts(), 1, "{:?}", render.calls());
 }
+
+/// An alert delivery on its way when its leader loses the database is not sent again by the
+/// next leader: it was claimed under the old term, the old leader's send finishes, and its
+/// outcome, kept while the store was away, is recorded when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_in_flight_when_its_leader_is_cut_off_is_sent_once() {
+    use crate::support::relay::Relay;
+    use crate::support::telegram::TelegramServer;
+    let Some((direct, _db)) = postgres_db("cluster_delivery") else {
+        return;
+    };
+    // Instance a reaches the database through a relay; b and c directly.
+    let (relay, relayed) = Relay::in_front_of(&direct).await;
+    let telegram = TelegramServer::start("123:tg-token").await;
+    let alerts = format!(
+        "[alerts]\ndaily_report_at = \"\"\n[alerts.telegram]\nbot_token = \"123:tg-token\"\n\
+         chat_id = 42\napi_base = \"{}\"\n",
+        telegram.api_base()
+    );
+    let data = tempfile::tempdir().unwrap();
+    let conf = |id: &str| {
+        let db = if id == "a" { &relayed } else { &direct };
+        let dir = data.path().join(id);
+        config(db, id).replace(
+            "[cluster]",
+            &format!("data_dir = \"{}\"\n[cluster]", dir.display()),
+        ) + &alerts
+    };
+    let admin = "admin_token = \"cluster-admin\"";
+    let client = http_client();
+    let mut svcs = start_three(conf, admin).await;
+    let all: Vec<&ServiceProcess> = svcs.iter().collect();
+    let leader = wait::until("one leader", Duration::from_secs(20), || {
+        agreed_leader(&client, &all)
+    })
+    .await;
+    assert_eq!(leader, "a", "the first one up leads");
+
+    // The leader sends; Telegram takes the message and answers only 5 s later.
+    telegram.hold(1, Duration::from_secs(5));
+    let r = client
+        .post(svcs[0].url("/api/admin/alerts/test"))
+        .bearer_auth("cluster-admin")
+        .json(&serde_json::json!({"message": "in flight at the cut"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    // (a's loss also raises a `cluster` alert: other messages are left out.)
+    let in_flight = || {
+        (telegram.messages().iter())
+            .filter(|m| m.text.contains("in flight at the cut"))
+            .count()
+    };
+    wait::until("the message to arrive", Duration::from_secs(10), || async {
+        (in_flight() == 1).then_some(())
+    })
+    .await;
+    // Then a loses the database: b or c leads, while a's send is still on its way.
+    relay.stall();
+    let rest: Vec<&ServiceProcess> = svcs[1..].iter().collect();
+    let next = wait::until("a new leader", Duration::from_secs(15), || {
+        agreed_leader(&client, &rest)
+    })
+    .await;
+    assert_ne!(next, "a");
+    let delivery = |svc: &ServiceProcess| {
+        let (client, url) = (client.clone(), svc.url("/api/alerts"));
+        async move {
+            let body: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+            let a = (body["alerts"].as_array()?.iter()).find(|a| a["id"] == id)?;
+            Some(a["deliveries"]["telegram"].clone())
+        }
+    };
+    // The new leader takes the pending delivery in, and finds it claimed.
+    let new_leader = rest[IDS[1..].iter().position(|i| *i == next).unwrap()];
+    let held = format!("alert #{id} → telegram: claimed by another instance");
+    wait::until(
+        "the new leader to find the delivery claimed",
+        Duration::from_secs(10),
+        || async { (new_leader.log().contains(&held) || in_flight() > 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(in_flight(), 1, "sent again meanwhile");
+    relay.restore().await;
+    wait::until(
+        "the old leader's outcome recorded",
+        Duration::from_secs(20),
+        || async {
+            let d = delivery(rest[0]).await?;
+            (d["state"] == "sent").then_some(())
+        },
+    )
+    .await;
+    let texts: Vec<String> = telegram.messages().into_iter().map(|m| m.text).collect();
+    assert_eq!(in_flight(), 1, "{texts:?}");
+    for s in svcs.iter_mut() {
+        stop(s).await;
+    }
+}

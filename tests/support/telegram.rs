@@ -2,7 +2,8 @@
 //! A stand-in for Telegram's Bot API on 127.0.0.1: `POST /bot<token>/sendMessage` records each
 //! message (`chat_id`, `text`, `parse_mode`, `disable_notification`) and answers like Telegram.
 //! Tests can make it answer the next n requests `429` with `parameters.retry_after`, or an
-//! error status with a `description`. A wrong token gets 404, as from Telegram.
+//! error status with a `description`, or hold the answer to the next n messages (`hold`). A
+//! wrong token gets 404, as from Telegram.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ struct State {
     requests: usize,
     /// When each scripted refusal was answered.
     refusals: Vec<Instant>,
+    /// The next messages are taken at once and answered after this long each.
+    holds: VecDeque<Duration>,
 }
 
 pub struct TelegramServer {
@@ -117,6 +120,12 @@ impl TelegramServer {
         }));
     }
 
+    /// The next `n` messages are taken (counted) at once and answered only after `delay`, as
+    /// from a slow network: the sender cannot know meanwhile that they arrived.
+    pub fn hold(&self, n: usize, delay: Duration) {
+        lock(&self.state).holds.extend((0..n).map(|_| delay));
+    }
+
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
     }
@@ -138,6 +147,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, path: String) {
     let Ok(Some((head, body))) = tokio::time::timeout(Duration::from_secs(5), read).await else {
         return;
     };
+    let mut held = None;
     let (status, answer) = {
         let mut s = lock(&state);
         s.requests += 1;
@@ -178,6 +188,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, path: String) {
                         at: Instant::now(),
                     });
                     let id = s.messages.len();
+                    held = s.holds.pop_front();
                     (200, json!({"ok": true, "result": {"message_id": id}}))
                 }
                 _ => (
@@ -187,6 +198,9 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, path: String) {
             }
         }
     };
+    if let Some(delay) = held {
+        tokio::time::sleep(delay).await;
+    }
     let headers = [("Content-Type", "application/json".to_string())];
     if write_response(&mut stream, status, &headers, answer.to_string().as_bytes())
         .await

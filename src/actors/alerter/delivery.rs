@@ -117,7 +117,14 @@ impl Alerter {
                 return;
             }
             Err(Attempt::Held) => {
-                log::debug!("{NAME}: alert #{id} → {channel}: held by another instance");
+                if !p.held {
+                    p.held = true;
+                    log::info!(
+                        "{NAME}: alert #{id} → {channel}: claimed by another instance (its \
+                         attempt may be on its way), or this one no longer leads: tried again \
+                         when the claim runs out"
+                    );
+                }
                 p.next_at = now + 1000;
                 return;
             }

@@ -125,6 +125,7 @@ impl Alerter {
                         next_at: row.next_attempt_at.unwrap_or(0),
                         created_at,
                         in_flight: false,
+                        held: false,
                     });
                 }
                 None => orphans.push(DeliveryRow {
