@@ -27,6 +27,8 @@ mod waiting;
 
 pub const NAME: &str = crate::bus::names::ALERTER;
 const TICK: Duration = Duration::from_millis(100);
+/// Two daily reports stored within this long are one (told by two instances at a handover).
+const DAILY_REPORT_ONCE_MS: i64 = 12 * 3600 * 1000;
 /// Open alerts remembered for folding and recovery.
 const OPEN_LOADED: i64 = 1000;
 /// Alerts kept in memory while the store is away (the oldest go first past this).
@@ -188,7 +190,8 @@ impl Alerter {
                 let names: Vec<&'static str> = self.channels.iter().map(|c| c.name()).collect();
                 let closing = close.clone();
                 let cooldown_ms = match e.kind {
-                    Kind::DailyReport => 0,
+                    // In a cluster, one report a day whichever instance leads when it is due.
+                    Kind::DailyReport => DAILY_REPORT_ONCE_MS,
                     _ => self.cooldown_ms,
                 };
                 let write = async move {

@@ -103,8 +103,9 @@ impl Store {
     /// On PostgreSQL several instances may raise the same alert: one that opens folds into an
     /// open alert of the same kind and key stored less than `cooldown_ms` before it
     /// (`Stored::Folded`; a transaction lock on the kind and key makes concurrent raises wait
-    /// for each other), and one whose alerts to close were closed meanwhile by another
-    /// instance is not stored (`Stored::AlreadyClosed`).
+    /// for each other), one whose alerts to close were closed meanwhile by another
+    /// instance is not stored (`Stored::AlreadyClosed`), and one that neither opens nor closes
+    /// anything (the daily report) folds into one of the same kind and key stored within `cooldown_ms`.
     pub fn insert_alert(
         &self,
         alert: &NewAlertRow,
@@ -139,6 +140,20 @@ impl Store {
                     .execute(c)?;
                     if closed_before > 0 {
                         return Ok(Stored::AlreadyClosed);
+                    }
+                }
+                if alert.closed_at.is_some() && close.is_empty() && cooldown_ms > 0 {
+                    // Told once, opening nothing (the daily report): one that another
+                    // instance stored within the cooldown stands for it.
+                    let told: Option<i64> = alerts::table
+                        .filter(alerts::kind.eq(&alert.kind))
+                        .filter(alerts::key.eq(&alert.key))
+                        .filter(alerts::created_at.gt(at - cooldown_ms))
+                        .select(alerts::id)
+                        .first(c)
+                        .optional()?;
+                    if let Some(id) = told {
+                        return Ok(Stored::Folded(id));
                     }
                 }
                 if alert.closed_at.is_none() {

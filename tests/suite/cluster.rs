@@ -870,3 +870,41 @@ async fn a_delivery_in_flight_when_its_leader_is_cut_off_is_sent_once() {
         stop(s).await;
     }
 }
+
+/// The daily report, told by two instances at a handover (each leading when it was due): the
+/// second folds into the first in the database, so one report is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_report_stored_twice_in_a_day_is_delivered_once() {
+    use proxyvisor::store::alerts::{NewAlertRow, Stored};
+    let Some((db, _db)) = postgres_db("cluster_daily") else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        let store = proxyvisor::store::Store::open(&db).unwrap();
+        let now = proxyvisor::clock::now_ms();
+        let report = |at: i64| NewAlertRow {
+            kind: "daily_report".into(),
+            key: "daily_report".into(),
+            severity: "info".into(),
+            message: "pool: 3 primary".into(),
+            repeats: 1,
+            created_at: at,
+            updated_at: at,
+            closed_at: Some(at),
+        };
+        let half_day = 12 * 3_600_000;
+        let first = store.insert_alert(&report(now), &["telegram"], &[], half_day);
+        let Ok(Stored::New(id)) = first else {
+            panic!("{first:?}");
+        };
+        let second = store.insert_alert(&report(now + 40), &["telegram"], &[], half_day);
+        assert_eq!(second.unwrap(), Stored::Folded(id));
+        let pending = store.load_pending_deliveries().unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        // The next day's is a report of its own.
+        let next = store.insert_alert(&report(now + 86_400_000), &["telegram"], &[], half_day);
+        assert!(matches!(next, Ok(Stored::New(n)) if n != id), "{next:?}");
+    })
+    .await
+    .unwrap();
+}
