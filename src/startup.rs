@@ -141,6 +141,7 @@ impl Application {
             checks_parked: Default::default(),
             cluster: arc_swap::ArcSwap::from_pointee(cluster),
             leadership,
+            changes: Default::default(),
             instance_address,
             cluster_store,
             board,

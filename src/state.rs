@@ -31,6 +31,8 @@ pub struct Shared {
     pub cluster: ArcSwap<crate::published::cluster::ClusterView>,
     /// Whether this instance runs the singletons now.
     pub leadership: crate::published::cluster::Leadership,
+    /// What other instances changed in the database (heard by the Coordinator).
+    pub changes: crate::published::cluster::Changes,
     /// How the other instances reach this one (`host:port`), as the `instances` table shows it.
     pub instance_address: String,
     /// The cluster's own connection (PostgreSQL only).

@@ -16,7 +16,7 @@ use crate::domain::alerts::{AlertEvent, Kind, Severity};
 use crate::domain::cluster::{acts_until, alive, newly_gone, others_alive, Instance, Role};
 use crate::published::cluster::{ClusterView, Handover};
 use crate::state::Shared;
-use crate::store::cluster::{Beat, ClusterStore};
+use crate::store::cluster::{Beat, ChangeListener, ClusterStore};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,14 @@ pub struct Coordinator {
     alone: bool,
     /// Gone instances already alerted about (while they stay gone).
     alerted: std::collections::HashSet<String>,
+    /// Hears the changes other instances NOTIFY; a look is on its way.
+    listener: Arc<ChangeListener>,
+    listening: bool,
+    listen_failing: bool,
 }
+
+/// How often the listener's connection is looked at for notices (without waiting on it).
+const LISTEN_EVERY: Duration = Duration::from_millis(50);
 
 /// A heartbeat still waiting this long is abandoned (the next one skips while it holds the
 /// connection).
@@ -58,8 +65,12 @@ impl Coordinator {
             started_at: now_ms(),
             last_seen: 0,
         };
+        let store = (shared.cluster_store.clone()).expect("the Coordinator runs with PostgreSQL");
         Coordinator {
-            store: (shared.cluster_store.clone()).expect("the Coordinator runs with PostgreSQL"),
+            listener: Arc::new(store.listener()),
+            listening: false,
+            listen_failing: false,
+            store,
             me,
             failover_ms: (c.failover_secs * 1000.0) as u64,
             heartbeat_ms: (c.heartbeat_secs * 1000.0) as u64,
@@ -87,7 +98,40 @@ impl Coordinator {
         }));
     }
 
+    /// Takes the notices of changes that arrived (in a blocking task, one at a time).
+    fn listen(&mut self, ctx: &mut Context<Self>) {
+        if self.listening {
+            return;
+        }
+        self.listening = true;
+        let listener = self.listener.clone();
+        let work = tokio::task::spawn_blocking(move || listener.take());
+        ctx.spawn(work.into_actor(self).map(|r, act, _| {
+            act.listening = false;
+            match r {
+                Ok(Ok(changes)) => {
+                    act.listen_failing = false;
+                    for (topic, version) in changes {
+                        act.shared.changes.heard(topic, version);
+                    }
+                }
+                Ok(Err(e)) if !act.listen_failing => {
+                    act.listen_failing = true;
+                    log::warn!(
+                        "{NAME}: cannot listen for the other instances' changes ({e}); the \
+                         heartbeat reads them meanwhile"
+                    );
+                }
+                Ok(Err(_)) => {}
+                Err(e) => log::warn!("{NAME}: the listener's task failed: {e}"),
+            }
+        }));
+    }
+
     fn on_beat(&mut self, beat: Beat, sent: u64) {
+        for &(topic, version) in &beat.changes {
+            self.shared.changes.heard(topic, version);
+        }
         let lead = &self.shared.leadership;
         if beat.leading {
             lead.grant(
@@ -224,6 +268,7 @@ impl Actor for Coordinator {
         self.beat(ctx);
         let every = Duration::from_millis(self.heartbeat_ms.max(100));
         super::every(ctx, every, |act, ctx| act.beat(ctx));
+        super::every(ctx, LISTEN_EVERY, |act, ctx| act.listen(ctx));
     }
 }
 

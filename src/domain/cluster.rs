@@ -35,6 +35,41 @@ impl Role {
     }
 }
 
+/// What an instance keeps in memory that another one may change in the database: each has a
+/// version there, raised with each change (and NOTIFYed as `topic:version`), so that the others
+/// load it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topic {
+    /// Monitors added or removed through the admin API.
+    Monitors,
+    /// Managed proxies added, changed or removed.
+    Managed,
+    /// Proxies deleted from the pool (dead ones a source no longer lists).
+    Proxies,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 3] = [Topic::Monitors, Topic::Managed, Topic::Proxies];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Monitors => "monitors",
+            Topic::Managed => "managed",
+            Topic::Proxies => "proxies",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// A notification's payload, `topic:version`.
+    pub fn parse_notice(payload: &str) -> Option<(Topic, i64)> {
+        let (topic, version) = payload.split_once(':')?;
+        Some((Topic::parse(topic)?, version.parse().ok()?))
+    }
+}
+
 /// The lease row as the database holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -174,5 +209,20 @@ mod tests {
         }
         assert!(Role::Single.leads() && Role::Leader.leads() && !Role::Follower.leads());
         assert_eq!(Role::parse("boss"), None);
+    }
+
+    #[test]
+    fn a_change_notice_names_its_topic_and_version() {
+        assert_eq!(
+            Topic::parse_notice("managed:12"),
+            Some((Topic::Managed, 12))
+        );
+        for t in Topic::ALL {
+            let notice = format!("{}:3", t.as_str());
+            assert_eq!(Topic::parse_notice(&notice), Some((t, 3)));
+        }
+        for bad in ["", "managed", "managed:", "other:1", "monitors:x", ":4"] {
+            assert_eq!(Topic::parse_notice(bad), None, "{bad}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! leadership that every singleton asks before it acts.
 
 use crate::clock::mono_ms;
-use crate::domain::cluster::{Instance, Role};
+use crate::domain::cluster::{Instance, Role, Topic};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Published by the Coordinator after each heartbeat.
@@ -133,5 +133,31 @@ impl Leadership {
             self.alone.store(false, Ordering::Release);
             self.until.store(0, Ordering::Release);
         }
+    }
+}
+
+/// The version of each topic that instances change in the database (`Topic`), as this one
+/// last heard of it (a notice, or a heartbeat): an actor that keeps the topic in memory loads
+/// it again when it grows past the version it loaded. Stays 0 with SQLite.
+#[derive(Default)]
+pub struct Changes {
+    versions: [AtomicI64; 3],
+}
+
+impl Changes {
+    fn slot(&self, topic: Topic) -> &AtomicI64 {
+        &self.versions[match topic {
+            Topic::Monitors => 0,
+            Topic::Managed => 1,
+            Topic::Proxies => 2,
+        }]
+    }
+
+    pub fn heard(&self, topic: Topic, version: i64) {
+        self.slot(topic).fetch_max(version, Ordering::AcqRel);
+    }
+
+    pub fn version(&self, topic: Topic) -> i64 {
+        self.slot(topic).load(Ordering::Acquire)
     }
 }

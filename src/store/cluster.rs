@@ -8,7 +8,7 @@
 //! a beat still stuck on it makes the next one skip (the lease then runs out by itself).
 
 use super::StoreError;
-use crate::domain::cluster::{Instance, Lease};
+use crate::domain::cluster::{Instance, Lease, Topic};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -34,6 +34,8 @@ pub struct Beat {
     pub instances: Vec<Instance>,
     /// The database's clock at the end of the beat.
     pub now: i64,
+    /// Every topic's version (`domain::cluster::Topic`): the fallback for missed notices.
+    pub changes: Vec<(Topic, i64)>,
 }
 
 #[derive(QueryableByName)]
@@ -94,6 +96,14 @@ impl ClusterStore {
     pub fn new(url: &str, timeout_ms: u64) -> ClusterStore {
         ClusterStore {
             url: with_timeouts(url, timeout_ms),
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// A listener for changes, on a connection of its own with the same timeouts.
+    pub fn listener(&self) -> ChangeListener {
+        ChangeListener {
+            url: self.url.clone(),
             conn: Mutex::new(None),
         }
     }
@@ -170,8 +180,10 @@ impl ClusterStore {
                  ORDER BY id",
             )
             .get_results(c)?;
+            let changes = versions(c)?;
             Ok(Beat {
                 leading,
+                changes,
                 now: lease.now,
                 lease: Lease {
                     leader_id: lease.leader_id,
@@ -322,6 +334,98 @@ impl super::Store {
         .bind::<BigInt, _>(cooldown_ms)
         .get_results(c)?;
         Ok(!claimed.is_empty())
+    }
+}
+
+/// The channel instances LISTEN on for changes (`domain::cluster::Topic`).
+const CHANGES_CHANNEL: &str = "proxyvisor_changes";
+
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = Text)]
+    topic: String,
+    #[diesel(sql_type = BigInt)]
+    version: i64,
+}
+
+/// Raises the version of `topic` and NOTIFYs it, on `c` (in the caller's transaction, if any:
+/// the notice goes out when it commits).
+pub(super) fn note_change(c: &mut PgConnection, topic: Topic) -> QueryResult<()> {
+    diesel::sql_query(format!(
+        "WITH v AS (INSERT INTO cluster_changes (topic, version) VALUES ($1, 1) \
+           ON CONFLICT (topic) DO UPDATE SET version = cluster_changes.version + 1 \
+           RETURNING version) \
+         SELECT pg_notify('{CHANGES_CHANNEL}', $1 || ':' || v.version) FROM v"
+    ))
+    .bind::<Text, _>(topic.as_str())
+    .execute(c)?;
+    Ok(())
+}
+
+/// The versions of every topic changed so far.
+fn versions(c: &mut PgConnection) -> QueryResult<Vec<(Topic, i64)>> {
+    let rows: Vec<VersionRow> =
+        diesel::sql_query("SELECT topic, version FROM cluster_changes").get_results(c)?;
+    Ok((rows.into_iter())
+        .filter_map(|r| Some((Topic::parse(&r.topic)?, r.version)))
+        .collect())
+}
+
+/// After a change stored on `conn`: tells the other instances (PostgreSQL; nothing with
+/// SQLite). A failure is logged: the change itself is stored, and the next change of the topic
+/// carries it.
+pub(super) fn tell_change(conn: &mut super::AnyConnection, topic: Topic) {
+    if let super::AnyConnection::Postgres(c) = conn {
+        if let Err(e) = note_change(c, topic) {
+            log::warn!(
+                "store: cannot tell the other instances that the {} changed: {e}",
+                topic.as_str()
+            );
+        }
+    }
+}
+
+/// A connection of its own that LISTENs for the changes other instances NOTIFY.
+pub struct ChangeListener {
+    url: String,
+    conn: Mutex<Option<PgConnection>>,
+}
+
+impl ChangeListener {
+    /// The changes noticed since the last call, without waiting for any. On a new connection
+    /// (the first call, or after one failed) it listens first and answers every topic's
+    /// version, so nothing NOTIFYed while it was not listening is missed.
+    pub fn take(&self) -> Result<Vec<(Topic, i64)>, StoreError> {
+        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changes = Vec::new();
+        if slot.is_none() {
+            let mut c = PgConnection::establish(&self.url)
+                .map_err(|e| StoreError::Connect(e.to_string()))?;
+            diesel::sql_query(format!("LISTEN {CHANGES_CHANNEL}")).execute(&mut c)?;
+            changes = versions(&mut c)?;
+            *slot = Some(c);
+        }
+        let Some(c) = slot.as_mut() else {
+            return Ok(changes);
+        };
+        let mut failed = None;
+        for n in c.notifications_iter() {
+            match n {
+                Ok(n) => match Topic::parse_notice(&n.payload) {
+                    Some(change) => changes.push(change),
+                    None => log::debug!("cluster: a notice not understood: {:?}", n.payload),
+                },
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            *slot = None;
+            return Err(e.into());
+        }
+        Ok(changes)
     }
 }
 

@@ -302,6 +302,19 @@ impl Store {
         Ok(rows)
     }
 
+    /// Which of `keys` (URLs) are stored.
+    pub fn stored_keys(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut stored = Vec::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            stored.extend(on_conn!(&mut *conn, |c| proxies::table
+                .filter(proxies::url.eq_any(chunk))
+                .select(proxies::url)
+                .load::<String>(c))?);
+        }
+        Ok(stored)
+    }
+
     /// The proxies in one tier (`dead`, say), through the tier index.
     pub fn load_proxies_in(&self, tier: &str) -> Result<Vec<ProxyRow>, StoreError> {
         let mut conn = self.conn()?;
@@ -325,8 +338,13 @@ impl Store {
                 for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
                     upsert_proxies!(chunk).execute(c)?;
                 }
+                let mut deleted = 0;
                 for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
-                    diesel::delete(proxies::table.filter(proxies::url.eq_any(chunk))).execute(c)?;
+                    deleted += diesel::delete(proxies::table.filter(proxies::url.eq_any(chunk)))
+                        .execute(c)?;
+                }
+                if deleted > 0 {
+                    cluster::note_change(c, crate::domain::cluster::Topic::Proxies)?;
                 }
                 Ok::<_, diesel::result::Error>(())
             })?,
@@ -395,6 +413,7 @@ impl Store {
         on_conn!(&mut *conn, |c| diesel::insert_into(managed_proxies::table)
             .values(row)
             .execute(c))?;
+        cluster::tell_change(&mut conn, crate::domain::cluster::Topic::Managed);
         Ok(())
     }
 
@@ -403,6 +422,9 @@ impl Store {
     pub fn update_managed(&self, row: &ManagedRow) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let n = on_conn!(&mut *conn, |c| update_managed!(row).execute(c))?;
+        if n > 0 {
+            cluster::tell_change(&mut conn, crate::domain::cluster::Topic::Managed);
+        }
         Ok(n > 0)
     }
 
@@ -414,6 +436,9 @@ impl Store {
             diesel::delete(proxies::table.find(url)).execute(c)?;
             Ok::<_, diesel::result::Error>(n)
         }))?;
+        if n > 0 {
+            cluster::tell_change(&mut conn, crate::domain::cluster::Topic::Managed);
+        }
         Ok(n > 0)
     }
 

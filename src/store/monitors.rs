@@ -3,6 +3,7 @@
 
 use super::schema::{monitor_stats, monitors};
 use super::{AnyConnection, Store, StoreError};
+use crate::domain::cluster::Topic;
 use crate::domain::service_stats::Saved;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -146,6 +147,7 @@ impl Store {
         on_conn!(&mut *conn, |c| diesel::insert_into(monitors::table)
             .values(row)
             .execute(c))?;
+        super::cluster::tell_change(&mut conn, Topic::Monitors);
         Ok(())
     }
 
@@ -156,6 +158,9 @@ impl Store {
             diesel::delete(monitor_stats::table.find(name)).execute(c)?;
             diesel::delete(monitors::table.find(name)).execute(c)
         }))?;
+        if n > 0 {
+            super::cluster::tell_change(&mut conn, Topic::Monitors);
+        }
         Ok(n > 0)
     }
 }
