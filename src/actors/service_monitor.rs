@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod follow;
+
 pub const NAME: &str = crate::bus::names::SERVICE_MONITOR;
 const TICK: Duration = Duration::from_millis(50);
 const REPORT_EVERY: Duration = Duration::from_secs(60);
@@ -90,6 +92,13 @@ pub struct ServiceMonitor {
     /// Monitors whose stats changed since the last write.
     unsaved: HashSet<String>,
     saving: bool,
+    /// The stored monitors are loaded (at start).
+    loaded: bool,
+    /// In a cluster: the version of the stored monitors loaded here, a load on its way, and
+    /// the changes made here (`follow`).
+    monitors_version: i64,
+    following: bool,
+    changes_made: u64,
 }
 
 impl ServiceMonitor {
@@ -108,6 +117,10 @@ impl ServiceMonitor {
             last_report: Instant::now(),
             unsaved: HashSet::new(),
             saving: false,
+            loaded: false,
+            monitors_version: 0,
+            following: false,
+            changes_made: 0,
         }
     }
 
@@ -486,7 +499,14 @@ impl Actor for ServiceMonitor {
                 .call(|s| Ok((s.load_monitors()?, s.load_monitor_stats()?)))
                 .await
         };
+        // Changes other instances make from now on are followed (`follow`).
+        let version = self
+            .shared
+            .changes
+            .version(crate::domain::cluster::Topic::Monitors);
         ctx.wait(load.into_actor(self).map(move |r, act, _| {
+            act.loaded = true;
+            act.monitors_version = version;
             let mut all: Vec<(MonitorDef, Origin)> =
                 defs.into_iter().map(|d| (d, Origin::Config)).collect();
             let mut saved = Vec::new();
@@ -521,7 +541,10 @@ impl Actor for ServiceMonitor {
             }
             act.publish();
         }));
-        super::every(ctx, TICK, |act, ctx| act.tick(ctx));
+        super::every(ctx, TICK, |act, ctx| {
+            act.tick(ctx);
+            act.follow(ctx);
+        });
         let every = Duration::from_millis(self.shared.config.database.flush_interval_ms.max(200));
         super::every(ctx, every, |act, ctx| act.save(ctx));
     }
@@ -575,6 +598,7 @@ impl Handler<AddMonitor> for ServiceMonitor {
             let name = def.name.clone();
             log::info!("{NAME}: monitor {name} added ({})", def.recovery.action());
             act.add_all(vec![(def, Origin::Api)]);
+            act.changes_made += 1;
             act.publish();
             Ok(name)
         })))
@@ -614,6 +638,7 @@ impl Handler<RemoveMonitor> for ServiceMonitor {
             }
             act.watched.remove(&name);
             act.unsaved.remove(&name);
+            act.changes_made += 1;
             log::info!("{NAME}: monitor {name} removed");
             act.publish();
             Ok(name)

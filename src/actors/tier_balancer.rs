@@ -21,6 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod follow;
 mod managed;
 mod sync;
 
@@ -67,6 +68,7 @@ pub struct TierBalancer {
     /// What the pool's alerts have said, and each managed proxy's last status.
     pool_watch: alerts::PoolWatch,
     managed_status: HashMap<String, Status>,
+    follow: follow::Follow,
 }
 
 impl TierBalancer {
@@ -105,6 +107,7 @@ impl TierBalancer {
             urgent: false,
             pool_watch: Default::default(),
             managed_status: HashMap::new(),
+            follow: Default::default(),
         }
     }
 
@@ -611,7 +614,10 @@ impl Actor for TierBalancer {
             act.tick(ctx);
             act.write_soon(ctx);
         });
-        super::every(ctx, sync::SYNC_EVERY, |act, ctx| act.sync(ctx));
+        super::every(ctx, sync::SYNC_EVERY, |act, ctx| {
+            act.sync(ctx);
+            act.follow(ctx);
+        });
         let every = Duration::from_millis(self.shared.config.database.flush_interval_ms);
         super::every(ctx, every, |act, ctx| {
             if let Some(write) = act.write() {

@@ -329,7 +329,7 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
         )
         .replace("delays_secs = [1, 3600]", "delays_secs = [3600]");
     let client = http_client();
-    let mut svcs = start_three(|id| member(&pool, id), "").await;
+    let mut svcs = start_three(|id| member(&pool, id), "admin_token = \"pool-admin\"").await;
     let serving = |s: &ServiceProcess| {
         let url = s.url("/list?limit=10");
         let client = client.clone();
@@ -383,6 +383,56 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
     for s in &svcs[1..] {
         assert_eq!(serving(s).await.unwrap().len(), 2);
     }
+
+    // The list no longer names it: the leader's next fetch deletes it (dead and unlisted), and
+    // the others drop it too.
+    let dead_on = |s: &ServiceProcess| {
+        let (client, url) = (client.clone(), s.url("/api/ultra/stats"));
+        async move {
+            let v: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+            v["tiers"]["dead"].as_u64()
+        }
+    };
+    wait::until(
+        "it to be dead everywhere",
+        Duration::from_secs(5),
+        || async {
+            for s in &svcs {
+                if dead_on(s).await? != 1 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let host_port = victim.trim_start_matches("http://").to_string();
+    let rest: String = (farm.plain_list().lines())
+        .filter(|l| l.trim() != host_port)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(rest.lines().count(), 2, "{rest}");
+    source.set_body("/list.txt", rest);
+    let all: Vec<&ServiceProcess> = svcs.iter().collect();
+    let leader = agreed_leader(&client, &all).await.expect("a leader");
+    let leader =
+        svcs[IDS.iter().position(|i| *i == leader).unwrap()].url("/api/admin/sources/farm/fetch");
+    let r = client
+        .post(leader)
+        .bearer_auth("pool-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait::until("it deleted everywhere", Duration::from_secs(5), || async {
+        for s in &svcs {
+            if dead_on(s).await? != 0 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
     for s in svcs.iter_mut() {
         stop(s).await;
     }
@@ -907,4 +957,151 @@ async fn a_daily_report_stored_twice_in_a_day_is_delivered_once() {
     })
     .await
     .unwrap();
+}
+
+/// Monitors and managed proxies added, changed or removed through one instance's admin API
+/// reach the others at once (NOTIFY): the heartbeat, the fallback, is set to 5 s here, and each
+/// change is seen everywhere within 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_made_on_one_instance_reach_the_others_at_once() {
+    let Some((db, _db)) = postgres_db("cluster_changes") else {
+        return;
+    };
+    let conf = |id: &str| {
+        config(&db, id)
+            .replace("heartbeat_secs = 0.25", "heartbeat_secs = 5")
+            .replace(
+                &format!("failover_secs = {FAILOVER_SECS}"),
+                "failover_secs = 15",
+            )
+    };
+    let admin = "admin_token = \"cluster-admin\"";
+    let client = http_client();
+    let mut svcs = start_three(conf, admin).await;
+    const SOON: Duration = Duration::from_secs(2);
+    let send = |svc: &ServiceProcess, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut r = client
+            .request(method, svc.url(path))
+            .bearer_auth("cluster-admin");
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        }
+    };
+    let get = |svc: &ServiceProcess, path: &str| {
+        let (client, url) = (client.clone(), svc.url(path));
+        async move {
+            let v: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+            Some(v)
+        }
+    };
+    // Everywhere, `check` holds of what `path` answers.
+    let everywhere = |what: &'static str, path: &'static str, check: fn(&Value) -> bool| {
+        let svcs = &svcs;
+        async move {
+            wait::until(what, SOON, || async {
+                for s in svcs {
+                    if !check(&get(s, path).await?) {
+                        return None;
+                    }
+                }
+                Some(())
+            })
+            .await;
+        }
+    };
+
+    // A monitor added on b is watched by all; removed on c, by none.
+    let monitor = serde_json::json!({
+        "name": "api-made", "url": "http://127.0.0.1:9/health", "interval_secs": 60,
+    });
+    let (code, body) = send(
+        &svcs[1],
+        reqwest::Method::POST,
+        "/api/admin/monitors",
+        Some(monitor),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    everywhere("the monitor on every instance", "/api/monitors", |v| {
+        monitor_names(v) == ["api-made"]
+    })
+    .await;
+    let (code, body) = send(
+        &svcs[2],
+        reqwest::Method::DELETE,
+        "/api/admin/monitors/api-made",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    everywhere("the monitor gone everywhere", "/api/monitors", |v| {
+        monitor_names(v).is_empty()
+    })
+    .await;
+
+    // A managed proxy added on a, changed on b, removed on c.
+    let paid = serde_json::json!({"name": "paid", "url": "http://127.0.0.1:9", "priority": 5});
+    let (code, body) = send(
+        &svcs[0],
+        reqwest::Method::POST,
+        "/api/admin/proxies",
+        Some(paid),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    everywhere(
+        "the managed proxy everywhere",
+        "/api/v1/proxy/status",
+        |v| paid_priority(v) == Some(5),
+    )
+    .await;
+    let patch = serde_json::json!({"priority": 2});
+    let (code, body) = send(
+        &svcs[1],
+        reqwest::Method::PATCH,
+        "/api/admin/proxies/paid",
+        Some(patch),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    everywhere("the change everywhere", "/api/v1/proxy/status", |v| {
+        paid_priority(v) == Some(2)
+    })
+    .await;
+    let (code, body) = send(
+        &svcs[2],
+        reqwest::Method::DELETE,
+        "/api/admin/proxies/paid",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    everywhere(
+        "the managed proxy gone everywhere",
+        "/api/v1/proxy/status",
+        |v| paid_priority(v).is_none(),
+    )
+    .await;
+    for s in svcs.iter_mut() {
+        stop(s).await;
+    }
+}
+
+/// The monitors' names in `GET /api/monitors`.
+fn monitor_names(v: &Value) -> Vec<String> {
+    (v["monitors"].as_array().into_iter().flatten())
+        .filter_map(|m| m["name"].as_str().map(String::from))
+        .collect()
+}
+
+/// The priority of managed proxy `paid` in `GET /api/v1/proxy/status`.
+fn paid_priority(v: &Value) -> Option<i64> {
+    (v["proxies"].as_array()?.iter())
+        .find(|p| p["name"] == "paid")
+        .and_then(|p| p["priority"].as_i64())
 }

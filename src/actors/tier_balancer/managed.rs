@@ -33,7 +33,7 @@ impl Write {
 }
 
 /// What the pool does once the store took the change.
-enum Apply {
+pub(super) enum Apply {
     /// Put this definition in the pool, replacing the record at `old_key` if it moved.
     Put {
         def: ManagedProxy,
@@ -46,7 +46,7 @@ enum Apply {
 }
 
 impl TierBalancer {
-    fn managed_key(&self, name: &str) -> Option<&String> {
+    pub(super) fn managed_key(&self, name: &str) -> Option<&String> {
         self.pool
             .iter()
             .find(|(_, r)| r.managed.as_ref().is_some_and(|m| m.name == name))
@@ -69,7 +69,7 @@ impl TierBalancer {
     }
 
     /// Refuses a URL another managed proxy already has.
-    fn url_free(&self, def: &ManagedProxy) -> Result<(), ChangeError> {
+    pub(super) fn url_free(&self, def: &ManagedProxy) -> Result<(), ChangeError> {
         match self
             .pool
             .get(&def.endpoint.key())
@@ -144,7 +144,7 @@ impl TierBalancer {
         self.stale = true;
     }
 
-    fn apply(&mut self, apply: Apply) -> ManagedView {
+    pub(super) fn apply(&mut self, apply: Apply) -> ManagedView {
         match apply {
             Apply::Remove { key, view } => {
                 self.drop_record(&key);
@@ -208,7 +208,10 @@ impl Handler<ManagedChange> for TierBalancer {
         let stored = async move { store.call(move |s| write.run(s)).await };
         AtomicResponse::new(Box::pin(stored.into_actor(self).map(
             move |r, act, _| match r {
-                Ok(true) => Ok(act.apply(apply)),
+                Ok(true) => {
+                    act.follow.changes_made += 1;
+                    Ok(act.apply(apply))
+                }
                 Ok(false) => Err(ChangeError::NotFound(
                     "the managed proxy is no longer stored".into(),
                 )),
