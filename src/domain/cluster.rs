@@ -46,16 +46,19 @@ pub enum Topic {
     Managed,
     /// Proxies deleted from the pool (dead ones a source no longer lists).
     Proxies,
+    /// Check results and new proxies written (the others take them in at once).
+    Pool,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 3] = [Topic::Monitors, Topic::Managed, Topic::Proxies];
+    pub const ALL: [Topic; 4] = [Topic::Monitors, Topic::Managed, Topic::Proxies, Topic::Pool];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Topic::Monitors => "monitors",
             Topic::Managed => "managed",
             Topic::Proxies => "proxies",
+            Topic::Pool => "pool",
         }
     }
 

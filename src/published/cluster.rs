@@ -141,7 +141,7 @@ impl Leadership {
 /// it again when it grows past the version it loaded. Stays 0 with SQLite.
 #[derive(Default)]
 pub struct Changes {
-    versions: [AtomicI64; 3],
+    versions: [AtomicI64; 4],
 }
 
 impl Changes {
@@ -150,6 +150,7 @@ impl Changes {
             Topic::Monitors => 0,
             Topic::Managed => 1,
             Topic::Proxies => 2,
+            Topic::Pool => 3,
         }]
     }
 

@@ -346,6 +346,9 @@ impl Store {
                 if deleted > 0 {
                     cluster::note_change(c, crate::domain::cluster::Topic::Proxies)?;
                 }
+                if !upserts.is_empty() {
+                    cluster::note_change(c, crate::domain::cluster::Topic::Pool)?;
+                }
                 Ok::<_, diesel::result::Error>(())
             })?,
             AnyConnection::Sqlite(c) => c.transaction(|c| {

@@ -19,6 +19,10 @@ use std::collections::HashSet;
 pub(super) struct Follow {
     managed_version: i64,
     proxies_version: i64,
+    /// The version of `Topic::Pool` the last sync began after, and when it began (the pool
+    /// sync runs when it grows, and at least every `SYNC_FALLBACK`).
+    pub(super) pool_version: i64,
+    pub(super) last_sync: Option<std::time::Instant>,
     /// A load is on its way.
     busy: bool,
     /// Managed proxy changes made here (a load that began before one is taken again).

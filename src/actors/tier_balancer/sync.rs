@@ -1,5 +1,6 @@
 //! The TierBalancer's part in a cluster (PostgreSQL with several instances): the pool follows
-//! what the other instances checked. Every `SYNC_EVERY` it reads the rows checked or first
+//! what the other instances checked. When another instance wrote check results (its NOTIFY of
+//! `Topic::Pool`), and at least every `SYNC_FALLBACK`, it reads the rows checked or first
 //! seen since the last look (with an overlap for writes still landing and clocks a little
 //! apart) and takes each one whose last check is newer than its own record's; new proxies
 //! (another instance's source) join. Nothing taken is written back; deaths and resurrections
@@ -10,12 +11,16 @@
 
 use super::{TierBalancer, NAME};
 use crate::bus::messages::{CheckBatch, CheckJob, DeadEvent};
+use crate::domain::cluster::Topic;
 use crate::domain::lifecycle::{later_check, Tier};
 use crate::domain::record::ProxyRecord;
 use actix::prelude::*;
 use std::time::Duration;
 
-pub(super) const SYNC_EVERY: Duration = Duration::from_millis(250);
+/// How often the pool sync looks whether it is due: when another instance wrote check
+/// results (`Topic::Pool`, NOTIFYed), or `SYNC_FALLBACK` after the last one.
+pub(super) const SYNC_EVERY: Duration = Duration::from_millis(100);
+const SYNC_FALLBACK: Duration = Duration::from_secs(1);
 /// How far back each look reaches before the newest change already seen.
 const OVERLAP_MS: i64 = 5_000;
 
@@ -49,6 +54,14 @@ impl TierBalancer {
             self.synced_to = crate::clock::now_ms();
             return;
         }
+        let version = self.shared.changes.version(Topic::Pool);
+        let due = version > self.follow.pool_version
+            || (self.follow.last_sync).is_none_or(|t| t.elapsed() >= SYNC_FALLBACK);
+        if !due {
+            return;
+        }
+        self.follow.pool_version = version;
+        self.follow.last_sync = Some(std::time::Instant::now());
         self.syncing = true;
         let since = self.synced_to - OVERLAP_MS;
         let store = self.shared.store.clone();
