@@ -248,34 +248,66 @@ impl Handler<Allocate> for Allocator {
     }
 }
 
-impl Handler<Renew> for Allocator {
-    type Result = ResponseActFuture<Self, Result<Option<Lease>, String>>;
+impl Allocator {
+    /// A lease asked of this instance that its book does not hold may have been made on
+    /// another one a moment ago (the book follows the store every `REFRESH_EVERY`): in a
+    /// cluster, that lease is read from the store first, then `then` runs.
+    fn known_or_loaded<T: 'static>(
+        &mut self,
+        id: &str,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) -> ResponseActFuture<Self, T> + 'static,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, T> {
+        if self.book.get(id).is_some() || !self.others_alive() {
+            return then(self, ctx);
+        }
+        let store = self.shared.store.clone();
+        let key = id.to_string();
+        let load = async move { store.call(move |s| s.load_lease(&key)).await };
+        Box::pin(load.into_actor(self).then(move |r, act, ctx| {
+            match r {
+                Ok(Some(row)) => {
+                    let lease = row.into_lease();
+                    if lease.expires_at > now_ms() && act.book.get(&lease.id).is_none() {
+                        act.book.restore(lease);
+                        act.publish();
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => log::debug!("{NAME}: cannot read the lease from the store: {e}"),
+            }
+            then(act, ctx)
+        }))
+    }
 
-    fn handle(&mut self, msg: Renew, ctx: &mut Self::Context) -> Self::Result {
-        self.expire(ctx);
+    fn renew(&mut self, msg: Renew) -> ResponseActFuture<Self, Result<Option<Lease>, String>> {
         let Some(old) = self.book.get(&msg.id).map(|l| l.expires_at) else {
             return Box::pin(actix::fut::ready(Ok(None)));
         };
         let expires_at = now_ms() + msg.ttl_ms;
         let lease = self.book.renew(&msg.id, expires_at).cloned();
-        let id = msg.id.clone();
-        self.stored(
-            move |s| s.renew_lease(&id, expires_at),
-            lease,
-            move |act| {
+        let (store, id) = (self.shared.store.clone(), msg.id.clone());
+        let write = async move { store.call(move |s| s.renew_lease(&id, expires_at)).await };
+        Box::pin(write.into_actor(self).map(move |r, act, _| match r {
+            Ok(true) => Ok(lease),
+            // Released through another instance meanwhile: gone here too.
+            Ok(false) => {
+                act.book.release(&msg.id);
+                act.publish();
+                Ok(None)
+            }
+            Err(e) => {
                 act.book.renew(&msg.id, old);
-            },
-        )
+                act.publish();
+                Err(format!("the store did not take the lease: {e}"))
+            }
+        }))
     }
-}
 
-/// The lease is deleted from the store first and its slots freed only then: freeing first and
-/// undoing on a failed write could put a proxy over capacity if its slot was taken meanwhile.
-impl Handler<Release> for Allocator {
-    type Result = ResponseActFuture<Self, Result<bool, String>>;
-
-    fn handle(&mut self, msg: Release, ctx: &mut Self::Context) -> Self::Result {
-        self.expire(ctx);
+    /// The lease is deleted from the store first and its slots freed only then: freeing first
+    /// and undoing on a failed write could put a proxy over capacity if its slot was taken
+    /// meanwhile.
+    fn release(&mut self, msg: Release) -> ResponseActFuture<Self, Result<bool, String>> {
         if self.book.get(&msg.id).is_none() {
             return Box::pin(actix::fut::ready(Ok(false)));
         }
@@ -283,14 +315,35 @@ impl Handler<Release> for Allocator {
         let ids = vec![msg.id.clone()];
         let write = async move { store.call(move |s| s.delete_leases(&ids)).await };
         Box::pin(write.into_actor(self).map(move |r, act, _| {
-            match r {
-                Ok(()) => {}
+            let stored = match r {
+                Ok(n) => n > 0,
                 Err(e) => return Err(format!("the store did not take the release: {e}")),
-            }
-            let released = act.book.release(&msg.id).is_some();
+            };
+            // Not stored: released through another instance before (gone here too).
+            let released = act.book.release(&msg.id).is_some() && stored;
             act.publish();
             Ok(released)
         }))
+    }
+}
+
+impl Handler<Renew> for Allocator {
+    type Result = ResponseActFuture<Self, Result<Option<Lease>, String>>;
+
+    fn handle(&mut self, msg: Renew, ctx: &mut Self::Context) -> Self::Result {
+        self.expire(ctx);
+        let id = msg.id.clone();
+        self.known_or_loaded(&id, move |act, _| act.renew(msg), ctx)
+    }
+}
+
+impl Handler<Release> for Allocator {
+    type Result = ResponseActFuture<Self, Result<bool, String>>;
+
+    fn handle(&mut self, msg: Release, ctx: &mut Self::Context) -> Self::Result {
+        self.expire(ctx);
+        let id = msg.id.clone();
+        self.known_or_loaded(&id, move |act, _| act.release(msg), ctx)
     }
 }
 

@@ -372,6 +372,17 @@ impl Store {
         Ok(rows)
     }
 
+    /// One stored lease, by id.
+    pub fn load_lease(&self, id: &str) -> Result<Option<LeaseRow>, StoreError> {
+        let mut conn = self.conn()?;
+        let row = on_conn!(&mut *conn, |c| leases::table
+            .find(id)
+            .select(LeaseRow::as_select())
+            .first(c)
+            .optional())?;
+        Ok(row)
+    }
+
     pub fn insert_lease(&self, row: &LeaseRow) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         on_conn!(&mut *conn, |c| diesel::insert_into(leases::table)
@@ -380,26 +391,27 @@ impl Store {
         Ok(())
     }
 
-    pub fn renew_lease(&self, id: &str, expires_at: i64) -> Result<(), StoreError> {
+    /// Moves a lease's end; `Ok(false)` when it is not stored (released or expired through
+    /// another instance).
+    pub fn renew_lease(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        on_conn!(&mut *conn, |c| diesel::update(leases::table.find(id))
+        let n = on_conn!(&mut *conn, |c| diesel::update(leases::table.find(id))
             .set(leases::expires_at.eq(expires_at))
             .execute(c))?;
-        Ok(())
+        Ok(n > 0)
     }
 
-    pub fn delete_leases(&self, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
+    /// Deletes leases; answers how many were stored.
+    pub fn delete_leases(&self, ids: &[String]) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
+        let mut n = 0;
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            on_conn!(&mut *conn, |c| diesel::delete(
+            n += on_conn!(&mut *conn, |c| diesel::delete(
                 leases::table.filter(leases::id.eq_any(chunk))
             )
             .execute(c))?;
         }
-        Ok(())
+        Ok(n)
     }
 
     pub fn load_managed(&self) -> Result<Vec<ManagedRow>, StoreError> {

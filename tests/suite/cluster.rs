@@ -635,6 +635,46 @@ async fn leases_asked_of_three_instances_at_once_never_overfill_a_proxy() {
         },
     )
     .await;
+
+    // A lease is renewed and released through instances other than the one that made it, at
+    // once (before their books have followed the store).
+    let first = (answers.iter())
+        .find(|a| a["allocated"] == 1)
+        .and_then(|a| a["lease_id"].as_str())
+        .expect("a lease");
+    let r = client
+        .delete(svcs[1].url(&format!("/api/leases/{first}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = (client.post(svcs[0].url("/api/leases")))
+        .json(&serde_json::json!({"count": 1, "ttl_secs": 600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "the freed slot is taken again");
+    let fresh = r.json::<Value>().await.unwrap();
+    assert_eq!(fresh["allocated"], 1, "{fresh}");
+    let fresh = fresh["lease_id"].as_str().unwrap().to_string();
+    let r = (client.post(svcs[1].url(&format!("/api/leases/{fresh}/renew"))))
+        .json(&serde_json::json!({"ttl_secs": 900}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "renewed through another instance");
+    let r = client
+        .delete(svcs[2].url(&format!("/api/leases/{fresh}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "released through a third");
+    let r = client
+        .delete(svcs[0].url(&format!("/api/leases/{fresh}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "released once");
     for s in svcs.iter_mut() {
         stop(s).await;
     }
