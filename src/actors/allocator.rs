@@ -27,6 +27,19 @@ pub struct Allocator {
     book: LeaseBook,
     /// In a cluster: a read of the stored leases is on its way.
     refreshing: bool,
+    /// In a cluster: requests waiting for the decision on its way to end, and whether one is.
+    waiting: Vec<(Asked, tokio::sync::oneshot::Sender<Result<Lease, String>>)>,
+    deciding: bool,
+}
+
+/// A lease request to decide in the store (in a cluster).
+struct Asked {
+    id: String,
+    /// Candidate proxies and their capacity, best first.
+    order: Vec<(String, u32)>,
+    count: usize,
+    ttl_ms: i64,
+    session: Option<String>,
 }
 
 impl Allocator {
@@ -39,6 +52,8 @@ impl Allocator {
             shared,
             book: LeaseBook::default(),
             refreshing: false,
+            waiting: Vec::new(),
+            deciding: false,
         }
     }
 
@@ -113,15 +128,32 @@ impl Allocator {
 
     /// In a cluster the lease is decided in the store, where every instance's leases are: under
     /// a lock the instances take in turn, so requests spread over them never put a proxy over
-    /// its capacity. The book is rebuilt from what the store holds.
+    /// its capacity. Requests that come while a decision is on its way wait for it and are
+    /// decided together in the next one (one transaction, one pooled connection, however many
+    /// come at once). The book is rebuilt from what the store holds.
     fn allocate_in_store(
         &mut self,
-        id: String,
-        order: Vec<(String, u32)>,
-        msg: Allocate,
-        now: i64,
+        ask: Asked,
+        ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<Lease, String>> {
-        let store = self.shared.store.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiting.push((ask, tx));
+        self.decide_waiting(ctx);
+        let answer = async move {
+            (rx.await).unwrap_or_else(|_| Err("the allocator stopped before deciding".into()))
+        };
+        Box::pin(answer.into_actor(self))
+    }
+
+    /// Decides every waiting request in one store transaction (one batch at a time).
+    fn decide_waiting(&mut self, ctx: &mut Context<Self>) {
+        if self.deciding || self.waiting.is_empty() {
+            return;
+        }
+        self.deciding = true;
+        let (asks, replies): (Vec<Asked>, Vec<_>) =
+            std::mem::take(&mut self.waiting).into_iter().unzip();
+        let now = now_ms();
         let decide = move |rows: Vec<LeaseRow>| {
             let mut book = LeaseBook::default();
             for row in rows {
@@ -130,21 +162,40 @@ impl Allocator {
                     book.restore(lease);
                 }
             }
-            if let Some(l) = msg.session.as_deref().and_then(|s| book.by_session(s, now)) {
-                return (None, l.clone());
+            let mut new = Vec::new();
+            let mut answers = Vec::with_capacity(asks.len());
+            for ask in asks {
+                if let Some(l) = ask.session.as_deref().and_then(|s| book.by_session(s, now)) {
+                    answers.push(l.clone());
+                    continue;
+                }
+                let candidates = ask.order.iter().map(|(u, c)| (u.as_str(), *c));
+                let expires_at = now + ask.ttl_ms;
+                let lease = book.allocate(ask.id, candidates, ask.count, expires_at, ask.session);
+                new.push(LeaseRow::new(&lease, now));
+                answers.push(lease);
             }
-            let candidates = order.iter().map(|(u, c)| (u.as_str(), *c));
-            let lease = book.allocate(id, candidates, msg.count, now + msg.ttl_ms, msg.session);
-            (Some(LeaseRow::new(&lease, now)), lease)
+            (new, answers)
         };
+        let store = self.shared.store.clone();
         let fut = async move { store.call(move |s| s.decide_lease(decide)).await };
-        Box::pin(fut.into_actor(self).map(move |r, act, _| match r {
-            Ok((lease, rows)) => {
-                act.rebuild(rows, now);
-                Ok(lease)
+        ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
+            act.deciding = false;
+            match r {
+                Ok((answers, rows)) => {
+                    act.rebuild(rows, now);
+                    for (reply, lease) in replies.into_iter().zip(answers) {
+                        let _ = reply.send(Ok(lease));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(format!("the store did not take the lease: {e}")));
+                    }
+                }
             }
-            Err(e) => Err(format!("the store did not take the lease: {e}")),
-        }))
+            act.decide_waiting(ctx);
+        }));
     }
 
     /// In a cluster: the book follows the leases the other instances made (for
@@ -230,7 +281,14 @@ impl Handler<Allocate> for Allocator {
         if self.others_alive() {
             let order: Vec<(String, u32)> =
                 order.into_iter().map(|(u, c)| (u.to_string(), c)).collect();
-            return self.allocate_in_store(id, order, msg, now);
+            let ask = Asked {
+                id,
+                order,
+                count: msg.count,
+                ttl_ms: msg.ttl_ms,
+                session: msg.session,
+            };
+            return self.allocate_in_store(ask, ctx);
         }
         let lease = self
             .book

@@ -226,21 +226,20 @@ impl ClusterStore {
 
 impl super::Store {
     /// In a cluster, leases are decided in the database: under a transaction lock every
-    /// instance takes in turn, `decide` gets every stored lease and answers the lease to add
-    /// (if any), which is stored before the lock goes. With SQLite (one instance, whose
-    /// Allocator decides alone) it is the same without the lock.
+    /// instance takes in turn, `decide` gets every stored lease and answers the leases to add,
+    /// which are stored before the lock goes. With SQLite (one instance, whose Allocator
+    /// decides alone) it is the same without the lock.
     pub fn decide_lease<T>(
         &self,
-        decide: impl FnOnce(Vec<super::models::LeaseRow>) -> (Option<super::models::LeaseRow>, T),
+        decide: impl FnOnce(Vec<super::models::LeaseRow>) -> (Vec<super::models::LeaseRow>, T),
     ) -> Result<(T, Vec<super::models::LeaseRow>), StoreError> {
         use super::schema::leases;
         let mut conn = self.conn()?;
         let super::AnyConnection::Postgres(c) = &mut *conn else {
             drop(conn);
-            let rows = self.load_leases()?;
+            let mut rows = self.load_leases()?;
             let (new, answer) = decide(rows.clone());
-            let mut rows = rows;
-            if let Some(row) = new {
+            for row in new {
                 self.insert_lease(&row)?;
                 rows.push(row);
             }
@@ -252,10 +251,12 @@ impl super::Store {
                 .select(super::models::LeaseRow::as_select())
                 .load(c)?;
             let (new, answer) = decide(rows.clone());
-            if let Some(row) = new {
-                diesel::insert_into(leases::table).values(&row).execute(c)?;
-                rows.push(row);
+            for chunk in new.chunks(super::ROWS_PER_STATEMENT) {
+                diesel::insert_into(leases::table)
+                    .values(chunk)
+                    .execute(c)?;
             }
+            rows.extend(new);
             Ok::<_, diesel::result::Error>((answer, rows))
         })?;
         Ok(r)

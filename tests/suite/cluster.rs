@@ -539,7 +539,7 @@ async fn instances_started_together_on_a_fresh_database_all_come_up() {
     }
 }
 
-/// Leases are decided in the database: 300 requests spread over three instances at once never
+/// Leases are decided in the database: 1,000 requests spread over three instances at once never
 /// put a proxy over its capacity (by the answers and by each instance's `/api/allocation`),
 /// and the three agree on the totals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -552,6 +552,8 @@ async fn leases_asked_of_three_instances_at_once_never_overfill_a_proxy() {
     };
     const PROXIES: usize = 10;
     const CAPACITY: usize = 5;
+    // A burst: each instance decides what comes meanwhile in one transaction.
+    const ASKS: usize = 1_000;
     let farm = Farm::start(&[(Behaviour::Good, Anonymity::Elite, 0); PROXIES]).await;
     let source = SourceServer::start().await;
     source.set_body("/list.txt", farm.plain_list());
@@ -595,7 +597,7 @@ async fn leases_asked_of_three_instances_at_once_never_overfill_a_proxy() {
         },
     )
     .await;
-    let asks = (0..300).map(|i| {
+    let asks = (0..ASKS).map(|i| {
         let url = svcs[i % 3].url("/api/leases");
         let client = client.clone();
         async move {
@@ -631,7 +633,8 @@ async fn leases_asked_of_three_instances_at_once_never_overfill_a_proxy() {
                 seen.push((a["current_leases"].clone(), a["leases"].clone()));
             }
             let all_same = seen.windows(2).all(|w| w[0] == w[1]);
-            (all_same && seen[0].0 == (PROXIES * CAPACITY) as u64 && seen[0].1 == 300).then_some(())
+            (all_same && seen[0].0 == (PROXIES * CAPACITY) as u64 && seen[0].1 == ASKS as u64)
+                .then_some(())
         },
     )
     .await;
