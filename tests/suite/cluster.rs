@@ -1148,3 +1148,103 @@ fn paid_priority(v: &Value) -> Option<i64> {
         .find(|p| p["name"] == "paid")
         .and_then(|p| p["priority"].as_i64())
 }
+
+/// Every instance runs the gateway: requests through each one's gateway reach the origin, each
+/// instance's traffic is stored in the one database (`/api/usage` on any of them counts all of
+/// it), and with the leader killed the others' gateways go on forwarding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_forwards_through_its_gateway_and_usage_adds_up() {
+    use crate::support::farm::{Anonymity, Behaviour, Farm};
+    use crate::support::origin::CountingOrigin;
+    use crate::support::process::free_port;
+    use crate::support::source::SourceServer;
+    let Some((db, _db)) = postgres_db("cluster_gateway") else {
+        return;
+    };
+    let farm = Farm::start(&[(Behaviour::Good, Anonymity::Elite, 0); 2]).await;
+    let origin = CountingOrigin::start().await;
+    let source = SourceServer::start().await;
+    source.set_body("/list.txt", farm.plain_list());
+    let gateways: Vec<u16> = IDS.iter().map(|_| free_port()).collect();
+    let pool = crate::farm_config(&db, &source.url("/list.txt"), &farm, "");
+    let conf = |id: &str| {
+        let port = gateways[IDS.iter().position(|i| *i == id).unwrap()];
+        member(&pool, id)
+            + &format!(
+                "[gateway]\nenabled = true\nbind = \"127.0.0.1:{port}\"\ntoken = \"gw\"\n\
+                 allowed_ports = [{}]\nallow_private = true\n",
+                origin.port()
+            )
+    };
+    let client = http_client();
+    let mut svcs = start_three(conf, "admin_token = \"gw-admin\"").await;
+    let through = |port: u16| {
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://user:gw@127.0.0.1:{port}")).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    };
+    let url = origin.url("/bytes/1000");
+    wait::until(
+        "every gateway to forward",
+        Duration::from_secs(30),
+        || async {
+            for &port in &gateways {
+                let r = through(port).get(&url).send().await.ok()?;
+                (r.status() == 200).then_some(())?;
+            }
+            Some(())
+        },
+    )
+    .await;
+    let before = origin.requests();
+    for &port in &gateways {
+        for _ in 0..4 {
+            let r = through(port).get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.bytes().await.unwrap().len(), 1000);
+        }
+    }
+    assert_eq!(origin.requests(), before + 12);
+    let usage = |s: &ServiceProcess| {
+        let (client, url) = (client.clone(), s.url("/api/usage?group=proxy"));
+        async move {
+            let r = client.get(url).bearer_auth("gw-admin").send().await.ok()?;
+            let v: Value = r.json().await.ok()?;
+            v["total"]["requests"].as_u64()
+        }
+    };
+    let total = (before + 12) as u64;
+    wait::until(
+        "every instance's usage counted on each",
+        Duration::from_secs(10),
+        || async {
+            for s in &svcs {
+                if usage(s).await? != total {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+
+    // The leader killed: the others' gateways forward on.
+    let all: Vec<&ServiceProcess> = svcs.iter().collect();
+    let leader = agreed_leader(&client, &all).await.expect("a leader");
+    let index = IDS.iter().position(|i| *i == leader).unwrap();
+    svcs.remove(index).kill9().await;
+    for (i, &port) in gateways.iter().enumerate() {
+        if i == index {
+            continue;
+        }
+        for _ in 0..3 {
+            let r = through(port).get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200, "through {}", IDS[i]);
+        }
+    }
+    for s in svcs.iter_mut() {
+        stop(s).await;
+    }
+}
