@@ -4,6 +4,11 @@
 //! cluster view for health, metrics and the dashboard, and, while it leads, raises a `cluster`
 //! alert when another instance stops telling it is alive (`domain::cluster::newly_gone`).
 //!
+//! It also hears what other instances changed (`domain::cluster::Topic`): a listener on a
+//! connection of its own takes their NOTIFYs every `LISTEN_EVERY`, and each heartbeat reads
+//! every topic's version as the fallback; both go to `Shared::changes`, which the actors that
+//! keep a topic in memory follow.
+//!
 //! The heartbeat runs on its own connection in a blocking task; the actor never waits for it.
 //! A heartbeat that cannot reach the database extends nothing, so a leader cut off from it
 //! stops acting a heartbeat before its lease ends (`domain::cluster::acts_until`), before any
