@@ -45,6 +45,27 @@ fn config(db: &str, id: &str) -> String {
     )
 }
 
+/// Waits (until `deadline`) for `holds` to answer `Some(true)` of every one of `svcs`.
+async fn until_every<'a, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    svcs: &'a [ServiceProcess],
+    holds: F,
+) where
+    F: Fn(&'a ServiceProcess) -> Fut,
+    Fut: std::future::Future<Output = Option<bool>>,
+{
+    wait::until(what, deadline, || async {
+        for s in svcs {
+            if holds(s).await != Some(true) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await
+}
+
 /// SIGTERM, and a clean exit (else the end of its log).
 async fn stop(s: &mut ServiceProcess) {
     let status = s.terminate().await;
@@ -338,17 +359,11 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
             Some(text.lines().map(str::to_string).collect::<Vec<_>>())
         }
     };
-    wait::until(
+    until_every(
         "every instance to serve the three",
         Duration::from_secs(30),
-        || async {
-            for s in &svcs {
-                if serving(s).await?.len() != 3 {
-                    return None;
-                }
-            }
-            Some(())
-        },
+        &svcs,
+        |s| async { Some(serving(s).await?.len() == 3) },
     )
     .await;
     // The leader alone fetched the list; the others took its proxies from the store.
@@ -367,17 +382,11 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
         (!serving(&svcs[0]).await?.contains(&victim)).then_some(())
     })
     .await;
-    wait::until(
+    until_every(
         "b and c to drop it within a second",
         Duration::from_secs(1),
-        || async {
-            for s in &svcs[1..] {
-                if serving(s).await?.contains(&victim) {
-                    return None;
-                }
-            }
-            Some(())
-        },
+        &svcs[1..],
+        |s| async { Some(!serving(s).await?.contains(&victim)) },
     )
     .await;
     for s in &svcs[1..] {
@@ -393,17 +402,11 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
             v["tiers"]["dead"].as_u64()
         }
     };
-    wait::until(
+    until_every(
         "it to be dead everywhere",
         Duration::from_secs(5),
-        || async {
-            for s in &svcs {
-                if dead_on(s).await? != 1 {
-                    return None;
-                }
-            }
-            Some(())
-        },
+        &svcs,
+        |s| async { Some(dead_on(s).await? == 1) },
     )
     .await;
     let host_port = victim.trim_start_matches("http://").to_string();
@@ -424,14 +427,12 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    wait::until("it deleted everywhere", Duration::from_secs(5), || async {
-        for s in &svcs {
-            if dead_on(s).await? != 0 {
-                return None;
-            }
-        }
-        Some(())
-    })
+    until_every(
+        "it deleted everywhere",
+        Duration::from_secs(5),
+        &svcs,
+        |s| async { Some(dead_on(s).await? == 0) },
+    )
     .await;
     for s in svcs.iter_mut() {
         stop(s).await;
@@ -479,17 +480,11 @@ async fn three_instances_check_every_proxy_of_a_round_once() {
             Some(text.lines().count())
         }
     };
-    wait::until(
+    until_every(
         "every instance to serve the whole farm",
         Duration::from_secs(60),
-        || async {
-            for s in &svcs {
-                if serving(s).await? != N {
-                    return None;
-                }
-            }
-            Some(())
-        },
+        &svcs,
+        |s| async { Some(serving(s).await? == N) },
     )
     .await;
     let hits: Vec<usize> = farm.proxies.iter().map(|p| p.hits()).collect();
@@ -1045,17 +1040,9 @@ async fn admin_changes_made_on_one_instance_reach_the_others_at_once() {
     // Everywhere, `check` holds of what `path` answers.
     let everywhere = |what: &'static str, path: &'static str, check: fn(&Value) -> bool| {
         let svcs = &svcs;
-        async move {
-            wait::until(what, SOON, || async {
-                for s in svcs {
-                    if !check(&get(s, path).await?) {
-                        return None;
-                    }
-                }
-                Some(())
-            })
-            .await;
-        }
+        until_every(what, SOON, svcs, move |s| async move {
+            Some(check(&get(s, path).await?))
+        })
     };
 
     // A monitor added on b is watched by all; removed on c, by none.
@@ -1216,17 +1203,11 @@ async fn every_instance_forwards_through_its_gateway_and_usage_adds_up() {
         }
     };
     let total = (before + 12) as u64;
-    wait::until(
+    until_every(
         "every instance's usage counted on each",
         Duration::from_secs(10),
-        || async {
-            for s in &svcs {
-                if usage(s).await? != total {
-                    return None;
-                }
-            }
-            Some(())
-        },
+        &svcs,
+        |s| async { Some(usage(s).await? == total) },
     )
     .await;
 
