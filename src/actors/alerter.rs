@@ -3,7 +3,9 @@
 //! channel before it counts as queued (the outbox), and delivers to every channel concurrently in
 //! spawned futures, so a slow channel never blocks it. A timer retries pending deliveries when
 //! their `next_attempt_at` comes (1 s doubling, capped at 5 min, or the channel's `retry_after`);
-//! they are reloaded from the store at start, so a restart loses nothing. At
+//! they are reloaded from the store at start, so a restart loses nothing; what the store does
+//! not take while it is away waits in a journal file (`waiting`). In a cluster the leader alone
+//! delivers, each delivery claimed under its term (`delivery`). At
 //! `alerts.daily_report_at` (UTC) it sends a daily report. Every delivery outcome is one log line,
 //! without secrets.
 

@@ -1,5 +1,8 @@
 //! Deliveries: every due one is started in a spawned future (a few per channel at once), and
-//! its outcome decides the next attempt (`domain::alerts::after_attempt`) and is stored.
+//! its outcome decides the next attempt (`domain::alerts::after_attempt`) and is stored (or
+//! kept until the store answers, `waiting`). In a cluster each attempt is first claimed in the
+//! store under the leader's term (`Store::claim_delivery`): one held elsewhere waits, one
+//! settled elsewhere is dropped.
 
 use super::{flatten, Alerter, NAME};
 use crate::channels::{self, Channel};
