@@ -229,6 +229,9 @@ impl Coordinator {
     /// The database did not answer: nothing is renewed (a leader goes on only until its
     /// granted time runs out), and the view says so.
     fn on_unreachable(&mut self, error: &str) {
+        // The store is on the same server: admin changes are refused at once rather than each
+        // waiting for a connection (the pool's next write or ping clears it).
+        (self.shared.board).store_failed(&format!("the cluster's heartbeat: {error}"));
         if self.alone && self.shared.leadership.leads() {
             // Nobody else was there to take over: leading on beats leading nobody (the
             // services go on being watched and repaired).

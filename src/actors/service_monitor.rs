@@ -590,9 +590,10 @@ impl Handler<AddMonitor> for ServiceMonitor {
                     ))
                 }
                 Err(e) => {
+                    act.shared.board.store_failed(&e.to_string());
                     return Err(ChangeError::Store(format!(
                         "the store did not take it: {e}"
-                    )))
+                    )));
                 }
             }
             let name = def.name.clone();
@@ -631,9 +632,10 @@ impl Handler<RemoveMonitor> for ServiceMonitor {
             match r {
                 Ok(_) => {}
                 Err(e) => {
+                    act.shared.board.store_failed(&e.to_string());
                     return Err(ChangeError::Store(format!(
                         "the store did not take it: {e}"
-                    )))
+                    )));
                 }
             }
             act.watched.remove(&name);

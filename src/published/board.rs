@@ -180,6 +180,14 @@ impl StatusBoard {
     /// The last store write failed: changes that must be stored before they are answered are
     /// refused at once rather than each waiting out the connect timeout (which would hold
     /// their actor, heartbeat included).
+    /// Something found the store away (a write that failed, the cluster's heartbeat): changes
+    /// that must be stored first are refused at once until a write or a ping goes through.
+    pub fn store_failed(&self, error: &str) {
+        let mut s = lock(&self.store);
+        s.status = StoreState::Degraded;
+        s.last_error = Some(error.to_string());
+    }
+
     pub fn store_degraded(&self) -> bool {
         lock(&self.store).status == StoreState::Degraded
     }

@@ -14,6 +14,11 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+async fn cluster_status(app: &crate::support::app::TestApp) -> Value {
+    let (_, h) = app.get_json("/api/health/comprehensive").await;
+    h["cluster"].clone()
+}
+
 async fn store_status(app: &crate::support::app::TestApp) -> Value {
     let (_, h) = app.get_json("/api/health/comprehensive").await;
     h["store"].clone()
@@ -346,4 +351,63 @@ async fn an_alert_waiting_for_the_store_outlives_a_kill_and_is_sent_after_the_re
         .count();
     assert_eq!(sent, 1, "{:?}", telegram.messages());
     svc.terminate().await;
+}
+
+/// An idle instance (nothing to write) learns that PostgreSQL is away from its cluster
+/// heartbeat: admin changes are refused at once from then on, none waits for a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_instance_refuses_admin_changes_at_once_once_its_heartbeat_misses_the_store() {
+    let Some((direct, _db)) = crate::support::app::postgres_db("outage_idle") else {
+        return;
+    };
+    let (relay, relayed) = Relay::in_front_of(&direct).await;
+    let config = format!(
+        "sources = []\n[database]\nurl = \"{relayed}\"\n\
+         [cluster]\nheartbeat_secs = 0.25\nfailover_secs = 2\n"
+    );
+    let app = crate::support::app::TestApp::start(&config).await;
+    wait::until("the heartbeat to reach the store", WAIT, || async {
+        (cluster_status(&app).await["reachable"] == true).then_some(())
+    })
+    .await;
+    relay.stall();
+    wait::until("the heartbeat to miss the store", WAIT, || async {
+        (cluster_status(&app).await["reachable"] == false).then_some(())
+    })
+    .await;
+    for i in 0..6 {
+        let monitor = json!({"name": format!("m-{i}"), "url": "http://127.0.0.1:9/"});
+        let managed =
+            json!({"name": format!("p-{i}"), "url": format!("http://127.0.0.1:{}", 1000 + i)});
+        for (path, body) in [
+            ("/api/admin/monitors", monitor),
+            ("/api/admin/proxies", managed),
+        ] {
+            let started = std::time::Instant::now();
+            let (code, answer) =
+                (app.send(reqwest::Method::POST, path, Some(ADMIN_TOKEN), Some(&body))).await;
+            assert_eq!(code, 503, "{path}: {answer}");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{path} waited {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    relay.restore().await;
+    wait::until("the store to be ok again", WAIT, || async {
+        (store_status(&app).await["status"] == "ok").then_some(())
+    })
+    .await;
+    let monitor = json!({"name": "after", "url": "http://127.0.0.1:9/"});
+    let (code, answer) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/admin/monitors",
+            Some(ADMIN_TOKEN),
+            Some(&monitor),
+        )
+        .await;
+    assert_eq!(code, 201, "{answer}");
+    app.stop().await;
 }

@@ -220,6 +220,7 @@ impl Handler<ManagedChange> for TierBalancer {
                 )),
                 Err(e) => {
                     log::warn!("{NAME}: store refused a managed proxy change: {e}");
+                    act.shared.board.store_failed(&e.to_string());
                     Err(ChangeError::Store(format!(
                         "the store did not take it: {e}"
                     )))
