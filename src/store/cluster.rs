@@ -351,7 +351,7 @@ struct VersionRow {
 
 /// Raises the version of `topic` and NOTIFYs it, on `c` (in the caller's transaction, if any:
 /// the notice goes out when it commits).
-pub(super) fn note_change(c: &mut PgConnection, topic: Topic) -> QueryResult<()> {
+pub(crate) fn note_change(c: &mut PgConnection, topic: Topic) -> QueryResult<()> {
     diesel::sql_query(format!(
         "WITH v AS (INSERT INTO cluster_changes (topic, version) VALUES ($1, 1) \
            ON CONFLICT (topic) DO UPDATE SET version = cluster_changes.version + 1 \
@@ -370,20 +370,6 @@ fn versions(c: &mut PgConnection) -> QueryResult<Vec<(Topic, i64)>> {
     Ok((rows.into_iter())
         .filter_map(|r| Some((Topic::parse(&r.topic)?, r.version)))
         .collect())
-}
-
-/// After a change stored on `conn`: tells the other instances (PostgreSQL; nothing with
-/// SQLite). A failure is logged: the change itself is stored, and the next change of the topic
-/// carries it.
-pub(super) fn tell_change(conn: &mut super::AnyConnection, topic: Topic) {
-    if let super::AnyConnection::Postgres(c) = conn {
-        if let Err(e) = note_change(c, topic) {
-            log::warn!(
-                "store: cannot tell the other instances that the {} changed: {e}",
-                topic.as_str()
-            );
-        }
-    }
 }
 
 /// A connection of its own that LISTENs for the changes other instances NOTIFY.

@@ -106,7 +106,23 @@ macro_rules! on_conn {
     };
 }
 
-// After `on_conn!`, which they use.
+/// `on_conn!` for a change other instances keep in memory: on PostgreSQL the write and the
+/// raise of `topic`'s version (with its NOTIFY) are one transaction, so a change is never
+/// stored without the others hearing of it.
+macro_rules! changing {
+    ($conn:expr, $topic:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            AnyConnection::Postgres($c) => $c.transaction(|$c| {
+                let r = $body?;
+                $crate::store::cluster::note_change($c, $topic)?;
+                Ok::<_, diesel::result::Error>(r)
+            }),
+            AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+// After `on_conn!` and `changing!`, which they use.
 pub mod alerts;
 pub mod cluster;
 pub mod journal;
@@ -425,10 +441,11 @@ impl Store {
     /// Adds a managed proxy; a taken name or URL is a conflict (`StoreError::is_conflict`).
     pub fn insert_managed(&self, row: &ManagedRow) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        on_conn!(&mut *conn, |c| diesel::insert_into(managed_proxies::table)
-            .values(row)
-            .execute(c))?;
-        cluster::tell_change(&mut conn, crate::domain::cluster::Topic::Managed);
+        changing!(&mut *conn, crate::domain::cluster::Topic::Managed, |c| {
+            diesel::insert_into(managed_proxies::table)
+                .values(row)
+                .execute(c)
+        })?;
         Ok(())
     }
 
@@ -436,24 +453,21 @@ impl Store {
     /// there is none.
     pub fn update_managed(&self, row: &ManagedRow) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let n = on_conn!(&mut *conn, |c| update_managed!(row).execute(c))?;
-        if n > 0 {
-            cluster::tell_change(&mut conn, crate::domain::cluster::Topic::Managed);
-        }
+        let n = changing!(&mut *conn, crate::domain::cluster::Topic::Managed, |c| {
+            update_managed!(row).execute(c)
+        })?;
         Ok(n > 0)
     }
 
     /// Removes a managed proxy's definition and its health row; `Ok(false)` when there is none.
     pub fn delete_managed(&self, name: &str, url: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let n = on_conn!(&mut *conn, |c| c.transaction(|c| {
-            let n = diesel::delete(managed_proxies::table.find(name)).execute(c)?;
-            diesel::delete(proxies::table.find(url)).execute(c)?;
-            Ok::<_, diesel::result::Error>(n)
-        }))?;
-        if n > 0 {
-            cluster::tell_change(&mut conn, crate::domain::cluster::Topic::Managed);
-        }
+        let n = changing!(&mut *conn, crate::domain::cluster::Topic::Managed, |c| c
+            .transaction(|c| {
+                let n = diesel::delete(managed_proxies::table.find(name)).execute(c)?;
+                diesel::delete(proxies::table.find(url)).execute(c)?;
+                Ok::<_, diesel::result::Error>(n)
+            }))?;
         Ok(n > 0)
     }
 

@@ -144,23 +144,21 @@ impl Store {
     /// Adds a monitor; a taken name is a conflict (`StoreError::is_conflict`).
     pub fn insert_monitor(&self, row: &MonitorRow) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        on_conn!(&mut *conn, |c| diesel::insert_into(monitors::table)
-            .values(row)
-            .execute(c))?;
-        super::cluster::tell_change(&mut conn, Topic::Monitors);
+        changing!(&mut *conn, Topic::Monitors, |c| diesel::insert_into(
+            monitors::table
+        )
+        .values(row)
+        .execute(c))?;
         Ok(())
     }
 
     /// Removes a monitor and its stats; `Ok(false)` when there is no such monitor.
     pub fn delete_monitor(&self, name: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let n = on_conn!(&mut *conn, |c| c.transaction(|c| {
+        let n = changing!(&mut *conn, Topic::Monitors, |c| c.transaction(|c| {
             diesel::delete(monitor_stats::table.find(name)).execute(c)?;
             diesel::delete(monitors::table.find(name)).execute(c)
         }))?;
-        if n > 0 {
-            super::cluster::tell_change(&mut conn, Topic::Monitors);
-        }
         Ok(n > 0)
     }
 }
