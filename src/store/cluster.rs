@@ -7,6 +7,7 @@
 //! timeout and statement timeout make a cut connection fail within seconds rather than hang;
 //! a beat still stuck on it makes the next one skip (the lease then runs out by itself).
 
+use super::changes::{versions, CHANGES_CHANNEL};
 use super::StoreError;
 use crate::domain::cluster::{Instance, Lease, Topic};
 use diesel::pg::PgConnection;
@@ -336,40 +337,6 @@ impl super::Store {
         .get_results(c)?;
         Ok(!claimed.is_empty())
     }
-}
-
-/// The channel instances LISTEN on for changes (`domain::cluster::Topic`).
-const CHANGES_CHANNEL: &str = "proxyvisor_changes";
-
-#[derive(QueryableByName)]
-struct VersionRow {
-    #[diesel(sql_type = Text)]
-    topic: String,
-    #[diesel(sql_type = BigInt)]
-    version: i64,
-}
-
-/// Raises the version of `topic` and NOTIFYs it, on `c` (in the caller's transaction, if any:
-/// the notice goes out when it commits).
-pub(crate) fn note_change(c: &mut PgConnection, topic: Topic) -> QueryResult<()> {
-    diesel::sql_query(format!(
-        "WITH v AS (INSERT INTO cluster_changes (topic, version) VALUES ($1, 1) \
-           ON CONFLICT (topic) DO UPDATE SET version = cluster_changes.version + 1 \
-           RETURNING version) \
-         SELECT pg_notify('{CHANGES_CHANNEL}', $1 || ':' || v.version) FROM v"
-    ))
-    .bind::<Text, _>(topic.as_str())
-    .execute(c)?;
-    Ok(())
-}
-
-/// The versions of every topic changed so far.
-fn versions(c: &mut PgConnection) -> QueryResult<Vec<(Topic, i64)>> {
-    let rows: Vec<VersionRow> =
-        diesel::sql_query("SELECT topic, version FROM cluster_changes").get_results(c)?;
-    Ok((rows.into_iter())
-        .filter_map(|r| Some((Topic::parse(&r.topic)?, r.version)))
-        .collect())
 }
 
 /// A connection of its own that LISTENs for the changes other instances NOTIFY.

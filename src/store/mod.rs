@@ -114,7 +114,7 @@ macro_rules! changing {
         match $conn {
             AnyConnection::Postgres($c) => $c.transaction(|$c| {
                 let r = $body?;
-                $crate::store::cluster::note_change($c, $topic)?;
+                crate::store::changes::note_change($c, $topic)?;
                 Ok::<_, diesel::result::Error>(r)
             }),
             AnyConnection::Sqlite($c) => $body,
@@ -124,6 +124,7 @@ macro_rules! changing {
 
 // After `on_conn!` and `changing!`, which they use.
 pub mod alerts;
+pub mod changes;
 pub mod cluster;
 pub mod journal;
 pub mod monitors;
@@ -360,10 +361,10 @@ impl Store {
                         .execute(c)?;
                 }
                 if deleted > 0 {
-                    cluster::note_change(c, crate::domain::cluster::Topic::Proxies)?;
+                    changes::note_change(c, crate::domain::cluster::Topic::Proxies)?;
                 }
                 if !upserts.is_empty() {
-                    cluster::note_change(c, crate::domain::cluster::Topic::Pool)?;
+                    changes::note_change(c, crate::domain::cluster::Topic::Pool)?;
                 }
                 Ok::<_, diesel::result::Error>(())
             })?,
