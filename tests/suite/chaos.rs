@@ -115,12 +115,25 @@ async fn crashing_every_actor_and_losing_postgres_fails_no_request() {
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
     let failures = std::mem::take(&mut *failures.lock().unwrap());
+    // On failure, what the pool's actor said (the ring is the test process's: other tests'
+    // lines may be among them).
+    let said = || -> Vec<String> {
+        let ring = proxyvisor::logbuf::ring();
+        let lines = ring.recent(ring.capacity(), log::LevelFilter::Info);
+        (lines.into_iter())
+            .filter(|e| e.target.contains("tier_balancer") || e.target.contains("supervisor"))
+            .map(|e| format!("{} {}", e.at, e.message))
+            .rev()
+            .take(60)
+            .collect()
+    };
     assert!(
         failures.is_empty(),
-        "{} of {} requests failed: {:?}",
+        "{} of {} requests failed: {:?}\n{:#?}",
         failures.len(),
         asked.load(Ordering::Relaxed),
-        &failures[..failures.len().min(5)]
+        &failures[..failures.len().min(5)],
+        said()
     );
 
     // Counts are right: each actor restarted once (the balancer twice), and the store holds the
