@@ -17,6 +17,16 @@ use std::sync::Mutex;
 
 /// The database's clock, in Unix milliseconds.
 const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+/// SQL: the instance named by parameter `me` holds the lease in the term named by parameter
+/// `term`, at `n.now` (the database clock): the fence every claimed side effect passes, so a
+/// deposed leader's late claim is refused.
+fn holds_lease(me: &str, term: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM cluster_lease WHERE name = 'leader' \
+         AND leader_id = {me} AND term = {term} AND expires_at > n.now)"
+    )
+}
+
 /// Rows of instances not seen for this long are deleted.
 const FORGET_AFTER_MS: i64 = 24 * 3600 * 1000;
 
@@ -323,12 +333,12 @@ impl super::Store {
         let claimed: Vec<TermRow> = diesel::sql_query(format!(
             "INSERT INTO repair_claims (monitor, instance, term, claimed_at) \
              SELECT $1, $2, $3, n.now FROM (SELECT {DB_NOW} AS now) n \
-             WHERE EXISTS (SELECT 1 FROM cluster_lease WHERE name = 'leader' \
-               AND leader_id = $2 AND term = $3 AND expires_at > n.now) \
+             WHERE {} \
              ON CONFLICT (monitor) DO UPDATE SET instance = EXCLUDED.instance, \
                term = EXCLUDED.term, claimed_at = EXCLUDED.claimed_at \
              WHERE repair_claims.claimed_at < EXCLUDED.claimed_at - $4 \
-             RETURNING term"
+             RETURNING term",
+            holds_lease("$2", "$3")
         ))
         .bind::<Text, _>(monitor)
         .bind::<Text, _>(me)
@@ -424,8 +434,8 @@ impl super::Store {
              FROM (SELECT {DB_NOW} AS now) n \
              WHERE d.alert_id = $1 AND d.channel = $2 AND d.state = 'pending' \
                AND (d.claimed_until IS NULL OR d.claimed_until < n.now OR d.claimed_by = $3) \
-               AND EXISTS (SELECT 1 FROM cluster_lease WHERE name = 'leader' \
-                 AND leader_id = $3 AND term = $4 AND expires_at > n.now)"
+               AND {}",
+            holds_lease("$3", "$4")
         ))
         .bind::<BigInt, _>(alert_id)
         .bind::<Text, _>(channel)
