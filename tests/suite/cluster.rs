@@ -45,6 +45,13 @@ fn config(db: &str, id: &str) -> String {
     )
 }
 
+/// `stop` for each one.
+async fn stop_all(svcs: &mut [ServiceProcess]) {
+    for s in svcs.iter_mut() {
+        stop(s).await;
+    }
+}
+
 /// Waits (until `deadline`) for `holds` to answer `Some(true)` of every one of `svcs`.
 async fn until_every<'a, F, Fut>(
     what: &str,
@@ -225,9 +232,7 @@ async fn one_leader_and_a_handover_within_the_failover_time_when_it_is_killed() 
             .then_some(())
     })
     .await;
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
 }
 
 /// A watched service that crashes while the leader is dead and another is taking over: one
@@ -324,9 +329,7 @@ async fn a_service_crashing_during_the_handover_is_restarted_once_and_told_once(
     assert_eq!(count("service_down"), 1, "{texts:?}");
     assert_eq!(count("service_recovered"), 1, "{texts:?}");
     assert_eq!(render.restarts(), 1, "{:?}", render.calls());
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
 }
 
 /// The leader alone fetches the sources, and the pool follows what the other instances checked:
@@ -434,9 +437,7 @@ async fn one_fetch_serves_all_and_a_proxy_dead_on_one_is_dropped_by_the_others_w
         |s| async { Some(dead_on(s).await? == 0) },
     )
     .await;
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
 }
 
 /// Validation is shared: with three instances on a farm of 2,000 proxies, every proxy is
@@ -505,9 +506,7 @@ async fn three_instances_check_every_proxy_of_a_round_once() {
             "{checks} checks on one instance"
         );
     }
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
 }
 
 /// Instances started together on a fresh database (`docker compose up --scale`) take turns at
@@ -673,9 +672,7 @@ async fn leases_asked_of_three_instances_at_once_never_overfill_a_proxy() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "released once");
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
 }
 
 /// The one database the cluster stands on is cut (through a relay) until every instance has
@@ -811,9 +808,7 @@ async fn a_database_cut_leaves_no_leader_and_every_instance_serving_then_one_lea
         },
     )
     .await;
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
 }
 
 /// An admin's restart asked of a follower is made there, once (only automatic repairs wait
@@ -852,9 +847,7 @@ async fn an_admins_restart_asked_of_a_follower_is_made_once() {
         (render.restarts() >= 1).then_some(())
     })
     .await;
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
     assert_eq!(render.restarts(), 1, "{:?}", render.calls());
 }
 
@@ -954,9 +947,7 @@ async fn a_delivery_in_flight_when_its_leader_is_cut_off_is_sent_once() {
     .await;
     let texts: Vec<String> = telegram.messages().into_iter().map(|m| m.text).collect();
     assert_eq!(in_flight(), 1, "{texts:?}");
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
 }
 
 /// The daily report, told by two instances at a handover (each leading when it was due): the
@@ -1117,9 +1108,7 @@ async fn admin_changes_made_on_one_instance_reach_the_others_at_once() {
         |v| paid_priority(v).is_none(),
     )
     .await;
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
 }
 
 /// The monitors' names in `GET /api/monitors`.
@@ -1225,7 +1214,5 @@ async fn every_instance_forwards_through_its_gateway_and_usage_adds_up() {
             assert_eq!(r.status(), 200, "through {}", IDS[i]);
         }
     }
-    for s in svcs.iter_mut() {
-        stop(s).await;
-    }
+    stop_all(&mut svcs).await;
 }
